@@ -1,0 +1,220 @@
+"""``scaffold new``: render the template into a new folder, then commit it.
+
+Nothing reaches the destination until everything succeeded: copier asks its
+questions and renders into a staging folder beside the destination, the
+answers file is finalised, git commits the pristine render, and only then is
+the result moved into place. Any failure, Ctrl-C included, removes the staging
+folder and leaves the destination exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaffold import git
+from scaffold.errors import AnswerError, DestinationError, ScaffoldError, TemplateError
+from scaffold.template import BUNDLED_SOURCE, bundled_template, bundled_version
+
+ANSWERS_FILE = ".copier-answers.yml"
+
+
+@dataclass(frozen=True)
+class Created:
+    """What ``scaffold new`` made."""
+
+    path: Path
+    answers: dict[str, Any]
+    files: int
+    commit: str | None
+
+
+def check_destination(dest: Path) -> list[Path]:
+    """Refuse a destination that can't take a new project.
+
+    Returns:
+        The missing parent folders that would have to be created, outermost first.
+
+    Raises:
+        DestinationError: ``dest`` is a file, a non-empty folder, inside a file,
+            or its nearest existing parent is not writable.
+    """
+    if dest.exists() and not dest.is_dir():
+        raise DestinationError(f"{dest} is a file; choose a folder that doesn't exist yet")
+    if dest.is_dir() and any(dest.iterdir()):
+        raise DestinationError(
+            f"{dest} already exists and is not empty; scaffold never writes into "
+            "existing files: choose a new folder name"
+        )
+    missing = []
+    parent = dest.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DestinationError(f"{parent} is a file, so {dest} can't be created inside it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DestinationError(
+            f"{parent} is not writable, so {dest} can't be created; choose a folder "
+            "you can write to"
+        )
+    return list(reversed(missing))
+
+
+def load_answers_file(path: Path) -> list[tuple[str, Any]]:
+    """Answers from a YAML file (a previous project's .copier-answers.yml works too)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise AnswerError(f"--answers-file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise AnswerError(f"--answers-file {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise AnswerError(f"--answers-file {path} must be a mapping of question: answer")
+    return [(str(k), v) for k, v in data.items() if not str(k).startswith("_")]
+
+
+def create(
+    dest: Path,
+    *,
+    data: dict[str, Any],
+    defaults: bool,
+    use_git: bool = True,
+) -> Created:
+    """Render the bundled template into ``dest``.
+
+    Args:
+        dest: A folder that doesn't exist yet, or an empty one.
+        data: Answers given up front (already checked by ``template.parse_data``).
+        defaults: Take every other answer's default instead of asking.
+        use_git: ``git init`` and commit the pristine render.
+
+    Raises:
+        ScaffoldError: On bad input; nothing is written then.
+    """
+    dest = dest.expanduser().absolute()
+    missing_parents = check_destination(dest)
+    template = bundled_template()
+    if use_git and shutil.which("git") is None:
+        raise ScaffoldError("git is not installed; install it, or pass --no-git")
+    try:
+        for folder in missing_parents:
+            folder.mkdir()
+        staging = Path(tempfile.mkdtemp(prefix=".scaffold-", dir=dest.parent))
+    except OSError as error:
+        _remove(missing_parents)
+        raise DestinationError(
+            f"can't create {dest}: {error.strerror}; choose a folder you can write to"
+        ) from None
+    try:
+        # Render into <staging>/<dest name>, so copier's folder-name default is right.
+        target = staging / dest.name
+        answers = _render(template, target, data=data, defaults=defaults)
+        _finalize_answers(target / ANSWERS_FILE)
+        files = sum(1 for p in target.rglob("*") if p.is_file())
+        commit = None
+        if use_git:
+            commit = git.init_and_commit(
+                target, f"Generate {answers['project_name']} with scaffold {bundled_version()}"
+            )
+        _move_into_place(target, dest)
+    except BaseException:
+        _remove(missing_parents)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Created(dest, answers, files, commit)
+
+
+def _remove(created_folders: list[Path]) -> None:
+    for folder in reversed(created_folders):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _render(template: Path, target: Path, *, data: dict[str, Any], defaults: bool) -> dict:
+    import copier  # imported here: it is slow to import, and --help doesn't need it
+    from copier.errors import CopierAnswersInterrupt, CopierError, InteractiveSessionError
+
+    try:
+        worker = copier.run_copy(
+            str(template),
+            target,
+            data=data,
+            defaults=defaults,
+            # The bundled template's only "unsafe" feature is scaffold's own
+            # Jinja extension (the rules table); it runs no tasks.
+            unsafe=True,
+            quiet=True,
+            cleanup_on_error=False,
+        )
+    except (KeyboardInterrupt, CopierAnswersInterrupt):
+        raise ScaffoldError("interrupted; nothing was written") from None
+    except InteractiveSessionError:
+        raise AnswerError(
+            "no terminal to ask the questions in; pass --defaults (and -d KEY=VALUE "
+            "for the answers to change) to answer without one"
+        ) from None
+    except ValueError as error:  # copier's validators: scaffold's rules table
+        raise AnswerError(_copier_message(str(error))) from None
+    except CopierError as error:
+        raise TemplateError(f"the template failed to render: {error}") from None
+    combined = worker.answers.combined
+    return {k: v for k, v in combined.items() if not str(k).startswith("_")}
+
+
+def _copier_message(text: str) -> str:
+    """Unwrap copier's "Validation error for question 'x': <our message>"."""
+    for prefix in ("Validation error for question", "Invalid choice for"):
+        if text.startswith(prefix) and ": " in text:
+            return text.split(": ", 1)[1]
+    return text
+
+
+def _finalize_answers(path: Path) -> None:
+    """Record the template's identity without any path into this machine's virtualenv."""
+    answers = yaml.safe_load(path.read_text())
+    answers["_src_path"] = BUNDLED_SOURCE
+    answers["_commit"] = bundled_version()
+    header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
+    path.write_text(header + yaml.safe_dump(answers, sort_keys=True))
+
+
+def _move_into_place(target: Path, dest: Path) -> None:
+    if not dest.exists():
+        target.rename(dest)
+        return
+    # An empty folder the user made: keep it (and its permissions), fill it.
+    for child in target.iterdir():
+        child.rename(dest / child.name)
+
+
+def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
+    """The three commands to run next."""
+    cwd = cwd or Path.cwd()
+    try:
+        shown = created.path.relative_to(cwd)
+    except ValueError:
+        shown = created.path
+    package = created.answers["package_name"]
+    return [
+        f"cd {shown}",
+        'pip install -e ".[dev]"',
+        f"python -m {package} fit --config configs/default.yaml",
+    ]
+
+
+def describe(created: Created) -> str:
+    """One line saying what was made."""
+    a = created.answers
+    git_part = f", git commit {created.commit}" if created.commit else ", no git"
+    return (
+        f"Created {a['project_name']} in {created.path}: {a['task'].replace('_', ' ')} on "
+        f"{a['hardware']} ({a['strategy']}, {a['precision']}), logger {a['logger']} "
+        f"({created.files} files{git_part})"
+    )

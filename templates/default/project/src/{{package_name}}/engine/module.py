@@ -1,0 +1,209 @@
+"""Base classes for the science: a LightningModule-style Module and a DataModule.
+
+They carry Lightning's hook names and ``self.log`` semantics and nothing else;
+the loop that calls them is ``trainer.py``. Subclass them in ``module.py`` and
+``data.py``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+
+class Module(nn.Module):
+    """A ``torch.nn.Module`` with LightningModule's hooks.
+
+    Override ``training_step`` and ``configure_optimizers``; the other hooks
+    are optional and do nothing by default. The Trainer sets ``self.trainer``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trainer: Trainer | None = None
+        self.hparams: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ state
+
+    def save_hyperparameters(self, **hparams: Any) -> None:
+        """Record the ``__init__`` arguments so checkpoints can rebuild the module.
+
+        Called without arguments from ``__init__`` it records the caller's
+        arguments, as in Lightning; keyword arguments are recorded as given.
+        Values must be plain Python (numbers, strings, lists, dicts).
+        """
+        if not hparams:
+            frame = inspect.currentframe()
+            caller = frame.f_back if frame is not None else None
+            if caller is not None:
+                info = inspect.getargvalues(caller)
+                hparams = {name: info.locals[name] for name in info.args[1:]}
+                if info.keywords:
+                    hparams.update(info.locals[info.keywords])
+        self.hparams.update(hparams)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the module's parameters live on."""
+        for tensor in self.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch being trained (0-based); 0 outside a Trainer."""
+        return self.trainer.current_epoch if self.trainer else 0
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken so far; 0 outside a Trainer."""
+        return self.trainer.global_step if self.trainer else 0
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, path: str | Path, map_location: str | torch.device = "cpu", **overrides
+    ) -> Module:
+        """Rebuild a module from a checkpoint's hyperparameters and weights.
+
+        Args:
+            path: A checkpoint written by the Trainer.
+            map_location: Where to load the tensors.
+            **overrides: Hyperparameters to replace (for example ``lr=1e-4``).
+        """
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        module = cls(**{**checkpoint["hyper_parameters"], **overrides})
+        state = checkpoint["state_dict"]
+        # Come back in the dtype it was trained in (bf16-true, 64-true, ...).
+        dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+        if len(dtypes) == 1:
+            module.to(dtypes.pop())
+        module.load_state_dict(state)
+        return module
+
+    # ------------------------------------------------------------ logging
+
+    def log(
+        self,
+        name: str,
+        value: torch.Tensor | float,
+        *,
+        prog_bar: bool = False,
+        logger: bool = True,
+        on_step: bool | None = None,
+        on_epoch: bool | None = None,
+        reduce_fx: str = "mean",
+        sync_dist: bool = False,
+        batch_size: int | None = None,
+    ) -> None:
+        """Log a metric, with Lightning's meaning for every option.
+
+        In ``training_step`` the default is ``on_step=True, on_epoch=False``;
+        in validation/test steps and epoch-end hooks it is
+        ``on_step=False, on_epoch=True``. With both, the metric is recorded
+        as ``name_step`` and ``name_epoch``. Epoch values are means weighted
+        by ``batch_size`` (taken from the batch when not given).
+        """
+        if self.trainer is None:
+            return  # called outside a Trainer (e.g. in a unit test): nothing to do
+        self.trainer.metrics.log(
+            name,
+            value,
+            prog_bar=prog_bar,
+            logger=logger,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            reduce_fx=reduce_fx,
+            sync_dist=sync_dist,
+            batch_size=batch_size,
+        )
+
+    def log_dict(self, metrics: dict[str, torch.Tensor | float], **options) -> None:
+        """Log several metrics with the same options as :meth:`log`."""
+        for name, value in metrics.items():
+            self.log(name, value, **options)
+
+    # ------------------------------------------------------------ steps
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | dict:
+        """Return the loss (or a dict with a ``"loss"`` key) for one batch."""
+        raise NotImplementedError("Override training_step in your Module")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Compute and ``self.log`` validation metrics for one batch."""
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Compute and ``self.log`` test metrics for one batch."""
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Any:
+        """Return predictions for one batch (default: ``self(batch)``)."""
+        return self(batch)
+
+    def configure_optimizers(self) -> Any:
+        """Return an optimizer, or ``{"optimizer": ..., "lr_scheduler": ...}``."""
+        raise NotImplementedError("Override configure_optimizers in your Module")
+
+    # ------------------------------------------------------------ hooks
+
+    def on_fit_start(self) -> None:
+        """Called once before the first training epoch."""
+
+    def on_fit_end(self) -> None:
+        """Called once after the last training epoch."""
+
+    def on_train_epoch_start(self) -> None:
+        """Called at the start of every training epoch."""
+
+    def on_train_epoch_end(self) -> None:
+        """Called at the end of every training epoch."""
+
+    def on_validation_epoch_start(self) -> None:
+        """Called before every validation run."""
+
+    def on_validation_epoch_end(self) -> None:
+        """Called after every validation run."""
+
+    def on_test_epoch_start(self) -> None:
+        """Called before the test run."""
+
+    def on_test_epoch_end(self) -> None:
+        """Called after the test run."""
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add entries to a checkpoint before it is written (tensors/primitives)."""
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Read back what :meth:`on_save_checkpoint` added."""
+
+
+class DataModule:
+    """Lightning's DataModule: where the data comes from and how it is batched."""
+
+    def prepare_data(self) -> None:
+        """Download or write data to disk; called once, before ``setup``."""
+
+    def setup(self, stage: str) -> None:
+        """Build datasets for ``stage`` ("fit", "validate", "test" or "predict")."""
+
+    def train_dataloader(self) -> DataLoader:
+        """The training batches."""
+        raise NotImplementedError("Override train_dataloader in your DataModule")
+
+    def val_dataloader(self) -> DataLoader | None:
+        """The validation batches, or None to skip validation."""
+        return None
+
+    def test_dataloader(self) -> DataLoader:
+        """The test batches."""
+        raise NotImplementedError("Override test_dataloader in your DataModule")
+
+    def predict_dataloader(self) -> DataLoader:
+        """The batches to predict on."""
+        raise NotImplementedError("Override predict_dataloader in your DataModule")

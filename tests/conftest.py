@@ -1,0 +1,66 @@
+"""Shared helpers: real copier renders, real git, the generated project's own tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scaffold.new import Created, create
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_project(dest: Path, **answers) -> Created:
+    """Render the bundled template non-interactively, as `scaffold new --defaults -d ...`."""
+    return create(dest, data=answers, defaults=True)
+
+
+def project_env() -> dict[str, str]:
+    """The environment a generated project's tests run in: offline, quiet loggers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def run_project_tests(path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the generated project's own pytest suite in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=path,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ruff(path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ruff (from this environment) on a generated project."""
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for folders)."""
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.fixture
+def default_project(tmp_path_factory) -> Path:
+    """A project made with every default (rendered once per test that asks)."""
+    return make_project(tmp_path_factory.mktemp("made") / "my-exp").path

@@ -1,0 +1,51 @@
+"""The answer combinations the render tests cover, derived from copier.yml and the rules."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from scaffold import rules
+from scaffold.template import bundled_template, questions
+
+# The questions whose answers change the generated code (names don't).
+VARIED = ("task", "hardware", "devices", "num_nodes", "precision", "logger")
+COUNTS = {"devices": [1, 2], "num_nodes": [1, 2]}
+
+
+def _values(name: str) -> list:
+    question = questions(bundled_template())[name]
+    return question.values or COUNTS[name]
+
+
+def all_valid() -> list[dict]:
+    """Every combination this release renders (strategy takes its default)."""
+    combos = []
+    for values in itertools.product(*(_values(name) for name in VARIED)):
+        answers = dict(zip(VARIED, values, strict=True))
+        answers["strategy"] = rules.default_strategy(answers)
+        if not rules.check(answers):
+            combos.append(answers)
+    return combos
+
+
+def _pairs(answers: dict) -> Iterator[tuple]:
+    items = sorted((k, answers[k]) for k in (*VARIED, "strategy"))
+    return itertools.combinations(items, 2)
+
+
+def pairwise() -> list[dict]:
+    """A small set of valid combinations covering every valid pair of answers."""
+    candidates = all_valid()
+    uncovered = {pair for combo in candidates for pair in _pairs(combo)}
+    chosen = []
+    while uncovered:
+        best = max(candidates, key=lambda c: len(uncovered.intersection(_pairs(c))))
+        chosen.append(best)
+        uncovered.difference_update(_pairs(best))
+    return chosen
+
+
+def label(answers: dict) -> str:
+    """A short test id."""
+    return "-".join(str(answers[k]) for k in VARIED)

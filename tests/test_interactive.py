@@ -1,0 +1,99 @@
+"""`scaffold new` answered by hand, in a real pseudo-terminal (pexpect)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+import yaml
+
+DOWN, ENTER, BACKSPACE = "\x1b[B", "\r", "\x7f"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
+
+pytestmark = pytest.mark.interactive
+
+
+class Terminal:
+    """A scaffold process behind a pty; `answer` waits for a prompt, then types."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "50"}
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "scaffold", *args],
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(50, 200),
+            env=env,
+        )
+        self.screen = ""
+
+    def expect(self, text: str) -> str:
+        self.child.expect(re.escape(text))
+        shown = ANSI.sub("", self.child.before + self.child.after)
+        self.screen += shown
+        return shown
+
+    def answer(self, prompt: str, keys: str) -> str:
+        shown = self.expect(prompt)
+        self.child.send(keys)
+        return shown
+
+    def finish(self) -> int:
+        self.child.expect(pexpect.EOF)
+        self.screen += ANSI.sub("", self.child.before)
+        self.child.close()
+        return self.child.exitstatus
+
+
+def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
+    dest = tmp_path / "lab-exp"
+    term = Terminal("new", str(dest))
+    term.answer("Project name", ENTER)  # default: the folder's name
+    # A wrong answer first: a package name that would shadow torch.
+    term.answer("Python package name", BACKSPACE * 20 + "torch" + ENTER)
+    term.expect("would shadow the 'torch' package")
+    term.child.send(BACKSPACE * 10 + "lab" + ENTER)
+    term.answer("What the model learns", DOWN * 4 + ENTER)  # language_model
+    term.expect("Where it trains")
+    # TPU support is not in this release: offered disabled, with the reason.
+    term.expect("not yet supported: hardware=tpu")
+    term.child.send(DOWN * 2 + ENTER)  # mps
+    term.answer("Devices", ENTER)
+    term.answer("Number of machines", ENTER)
+    term.answer("How training is distributed", ENTER)
+    term.expect("Numeric precision")
+    # On mps, 64-true is shown but disabled, with the reason.
+    term.expect("precision=64-true is not supported on hardware=mps")
+    term.child.send(DOWN * 2 + ENTER)  # bf16-mixed
+    term.answer("Where metrics go", DOWN * 3 + ENTER)  # csv
+    assert term.finish() == 0, term.screen
+    assert "Created lab-exp" in term.screen
+    assert "python -m lab fit" in term.screen
+
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert answers["package_name"] == "lab"
+    assert (answers["task"], answers["hardware"]) == ("language_model", "mps")
+    assert (answers["strategy"], answers["precision"], answers["logger"]) == (
+        "single_device",
+        "bf16-mixed",
+        "csv",
+    )
+
+
+def test_interactive_strategy_choices_follow_the_device_count(tmp_path: Path) -> None:
+    term = Terminal("new", str(tmp_path / "exp"))
+    for prompt in ("Project name", "Python package name", "What the model learns"):
+        term.answer(prompt, ENTER)
+    term.answer("Where it trains", ENTER)
+    term.answer("Devices", ENTER)
+    term.answer("Number of machines", ENTER)
+    shown = term.expect("DeepSpeed")
+    assert "strategy=ddp needs more than one process" in shown + term.expect("XLA")
+    term.child.sendcontrol("c")
+    term.finish()
+    assert not (tmp_path / "exp").exists()  # interrupted: nothing written

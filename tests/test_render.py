@@ -1,0 +1,92 @@
+"""Every supported answer combination renders ruff-clean code whose own tests pass.
+
+The default run covers every valid *pair* of answers (all-pairs) with the
+generated project's full test suite, and renders every combination for ruff;
+``pytest -m slow`` runs every combination's test suite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_project, ruff, run_project_tests
+from matrix import all_valid, label, pairwise
+
+from scaffold import rules
+from scaffold.new import create
+
+PAIRWISE = pairwise()
+ALL = all_valid()
+
+
+def _make(tmp_path: Path, answers: dict, name: str = "exp") -> Path:
+    return make_project(tmp_path / name, **answers).path
+
+
+def _assert_ruff_clean(project: Path) -> None:
+    formatted = ruff(project, "format", "--check", "--diff", ".")
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    checked = ruff(project, "check", "--no-cache", ".")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _assert_own_tests_pass(project: Path) -> None:
+    result = run_project_tests(project)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " skipped" not in result.stdout, result.stdout
+
+
+def test_the_pairwise_set_covers_every_valid_pair() -> None:
+    pairs = lambda combo: {  # noqa: E731
+        (a, combo[a], b, combo[b]) for a in combo for b in combo if a < b
+    }
+    needed = set().union(*(pairs(c) for c in ALL))
+    covered = set().union(*(pairs(c) for c in PAIRWISE))
+    assert needed == covered
+    assert len(PAIRWISE) < len(ALL) / 5
+
+
+def test_only_valid_combinations_are_rendered() -> None:
+    assert all(rules.check(combo) == "" for combo in ALL)
+    assert {c["precision"] for c in ALL} == {
+        "32-true",
+        "16-mixed",
+        "bf16-mixed",
+        "16-true",
+        "bf16-true",
+        "64-true",
+    }
+
+
+@pytest.mark.parametrize("answers", PAIRWISE, ids=label)
+def test_pairwise_combination_is_clean_and_its_tests_pass(tmp_path: Path, answers: dict) -> None:
+    project = _make(tmp_path, answers)
+    _assert_ruff_clean(project)
+    _assert_own_tests_pass(project)
+
+
+@pytest.mark.parametrize("task", ["image_classification", "language_model"])
+def test_longest_names_stay_ruff_clean(tmp_path: Path, task: str) -> None:
+    # Names are substituted into code: the longest allowed must not break a line.
+    name = "e" * rules.MAX_NAME_LENGTH
+    project = _make(tmp_path, {"task": task, "project_name": name}, name=name)
+    _assert_ruff_clean(project)
+
+
+@pytest.mark.parametrize("task", sorted({c["task"] for c in ALL}))
+def test_every_combination_renders_ruff_clean(tmp_path: Path, task: str) -> None:
+    # Split by task so pytest-xdist spreads the renders; ruff then checks all
+    # of a task's projects in one run (each project's own pyproject configures it).
+    combos = [c for c in ALL if c["task"] == task]
+    for index, answers in enumerate(combos):
+        create(tmp_path / f"p{index}", data=answers, defaults=True, use_git=False)
+    _assert_ruff_clean(tmp_path)
+    assert len(list(tmp_path.glob("p*/src/*/engine/trainer.py"))) == len(combos)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", ALL, ids=label)
+def test_full_matrix_combination_passes_its_tests(tmp_path: Path, answers: dict) -> None:
+    project = _make(tmp_path, answers)
+    _assert_own_tests_pass(project)

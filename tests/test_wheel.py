@@ -1,0 +1,75 @@
+"""The bundled template ships inside the wheel, and the installed scaffold uses it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import yaml
+from conftest import ROOT
+
+
+def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path) -> None:
+    subprocess.run(
+        # No build isolation: hatchling comes from the dev environment, not the network.
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("scaffold-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "scaffold/templates/default/copier.yml" in names
+    assert any(n.startswith("scaffold/templates/default/project/src/") for n in names)
+    assert not any("__pycache__" in n for n in names)
+
+    # A fresh venv that sees this environment's packages (click, copier, ...)
+    # only through a .pth file, so the wheel's own scaffold is the one imported.
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    deps = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import copier, os; print(os.path.dirname(os.path.dirname(copier.__file__)))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(site, "dev-deps.pth").write_text(deps + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    where = subprocess.run(
+        [str(python), "-c", "import scaffold; print(scaffold.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    assert where.startswith(site), where
+
+    made = subprocess.run(
+        [str(env_dir / "bin" / "scaffold"), "new", "exp", "--defaults"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    answers = yaml.safe_load((tmp_path / "exp" / ".copier-answers.yml").read_text())
+    assert answers["_src_path"] == "scaffold:default"
+    assert (tmp_path / "exp" / "src" / "exp" / "engine" / "trainer.py").is_file()

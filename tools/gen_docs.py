@@ -1,0 +1,85 @@
+"""Regenerate the tables in docs/questions.md from copier.yml and the rules table.
+
+    python tools/gen_docs.py          # rewrite docs/questions.md's generated blocks
+    python tools/gen_docs.py --check  # exit 1 if they are out of date (tests do this)
+
+The text between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` is
+replaced; everything else in the page is hand-written.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scaffold import rules  # noqa: E402
+from scaffold.template import bundled_template, questions  # noqa: E402
+
+PAGE = ROOT / "docs" / "questions.md"
+DERIVED = {
+    "{{ _folder_name }}": "the destination folder's name",
+    "{{ package_name_for(project_name) }}": "project_name, lowercased, `-`/`.`/spaces → `_`",
+    "{{ default_strategy() }}": "`xla` on tpu, `ddp` for several processes, else `single_device`",
+}
+
+
+def questions_table() -> str:
+    """One row per question: key, what it asks, choices, default."""
+    rows = ["| key | question | choices | default |", "| --- | --- | --- | --- |"]
+    for question in questions(bundled_template()).values():
+        if question.computed:
+            continue
+        choices = ", ".join(f"`{value}`" for value in question.values) or question.type
+        default = DERIVED.get(str(question.default), f"`{question.default}`")
+        rows.append(f"| `{question.name}` | {question.help} | {choices} | {default} |")
+    return "\n".join(rows)
+
+
+def choices_table() -> str:
+    """One row per choice of the multiple-choice questions, with its label."""
+    rows = ["| key | value | meaning |", "| --- | --- | --- |"]
+    for question in questions(bundled_template()).values():
+        if question.computed or not question.choices:
+            continue
+        for label, value in question.choices:
+            rows.append(f"| `{question.name}` | `{value}` | {label} |")
+    return "\n".join(rows)
+
+
+def rules_table() -> str:
+    """Every cross-question rule, in the words the CLI uses."""
+    rows = ["| question | refused when | message |", "| --- | --- | --- |"]
+    for rule in rules.RULES:
+        kind = "not yet supported" if rule.not_yet else "invalid"
+        message = rule.message.replace("|", "\\|").replace("{", "&lt;").replace("}", "&gt;")
+        rows.append(f"| `{rule.question}` | {kind} | {message} |")
+    for (question, value), message in rules.RETIRED.items():
+        rows.append(f"| `{question}` | retired name `{value}` | {message} |")
+    return "\n".join(rows)
+
+
+BLOCKS = {"questions": questions_table, "choices": choices_table, "rules": rules_table}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block brought up to date."""
+    for name, make in BLOCKS.items():
+        pattern = re.compile(
+            rf"(<!-- generated: {name} -->\n)(?:.*?\n)?(<!-- end: {name} -->)", re.S
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"{PAGE} has no generated block {name!r}")
+        text = pattern.sub(lambda m, make=make: f"{m.group(1)}{make()}\n{m.group(2)}", text)
+    return text
+
+
+if __name__ == "__main__":
+    current = PAGE.read_text()
+    fresh = render(current)
+    if "--check" in sys.argv:
+        sys.exit(0 if fresh == current else f"{PAGE} is out of date: run tools/gen_docs.py")
+    PAGE.write_text(fresh)

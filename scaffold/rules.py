@@ -36,6 +36,7 @@ ORDER = (
     "strategy",
     "precision",
     "logger",
+    "callbacks",
 )
 
 MULTI_PROCESS_STRATEGIES = frozenset({"ddp", "fsdp", "deepspeed"})

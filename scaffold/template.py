@@ -57,6 +57,7 @@ class Question:
     default: Any
     choices: tuple[tuple[str, Any], ...] = field(default=())
     computed: bool = False
+    multiselect: bool = False
 
     @property
     def values(self) -> list[Any]:
@@ -65,6 +66,12 @@ class Question:
 
     def cast(self, raw: Any) -> Any:
         """Turn a command-line string into this question's type, or raise AnswerError."""
+        if self.multiselect:
+            # "a,b", "[a, b]", "" or "[]" on the command line; a list in a file.
+            if isinstance(raw, list):
+                return [str(item) for item in raw]
+            text = str(raw).strip().removeprefix("[").removesuffix("]")
+            return [item.strip() for item in text.split(",") if item.strip()]
         if self.type == "int":
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return raw
@@ -89,6 +96,13 @@ class Question:
             raise AnswerError(problem)
         if self.name == "package_name" and (problem := rules.package_name_problem(value)):
             raise AnswerError(problem)
+        if self.multiselect:
+            for item in value:
+                self._check_choice(item)
+            return
+        self._check_choice(value)
+
+    def _check_choice(self, value: Any) -> None:
         if not self.choices or value in self.values:
             return
         if retired := rules.retired(self.name, value):
@@ -125,6 +139,7 @@ def _questions(template: Path) -> dict[str, Question]:
             default=spec.get("default"),
             choices=_choices(spec.get("choices")),
             computed=str(spec.get("when", "true")).lower() == "false",
+            multiselect=bool(spec.get("multiselect", False)),
         )
     return result
 

@@ -9,13 +9,24 @@ from scaffold import rules
 from scaffold.template import bundled_template, questions
 
 # The questions whose answers change the generated code (names don't).
-VARIED = ("task", "hardware", "devices", "num_nodes", "precision", "logger")
+VARIED = ("task", "hardware", "devices", "num_nodes", "precision", "logger", "callbacks")
 COUNTS = {"devices": [1, 2], "num_nodes": [1, 2]}
+CALLBACKS = questions(bundled_template())["callbacks"].values
+# Callbacks are independent blocks of code: the matrix takes none, the
+# default set and all of them; tests/test_render.py renders every subset too.
+CALLBACK_SETS = [(), tuple(questions(bundled_template())["callbacks"].default), tuple(CALLBACKS)]
 
 
 def _values(name: str) -> list:
+    if name == "callbacks":
+        return CALLBACK_SETS
     question = questions(bundled_template())[name]
     return question.values or COUNTS[name]
+
+
+def as_answers(combo: dict) -> dict:
+    """The combination as scaffold answers (callbacks as a list)."""
+    return {**combo, "callbacks": list(combo["callbacks"])}
 
 
 def all_valid() -> list[dict]:
@@ -48,4 +59,6 @@ def pairwise() -> list[dict]:
 
 def label(answers: dict) -> str:
     """A short test id."""
-    return "-".join(str(answers[k]) for k in VARIED)
+    names = {(): "no-callbacks", tuple(CALLBACKS): "all-callbacks"}
+    parts = [str(answers[k]) for k in VARIED[:-1]]
+    return "-".join([*parts, names.get(tuple(answers["callbacks"]), "default-callbacks")])

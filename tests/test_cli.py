@@ -118,6 +118,22 @@ def test_answers_file_then_data_overrides(tmp_path: Path) -> None:
     assert not (tmp_path / "ae" / "src" / "ae" / "engine" / "loggers.py").exists()
 
 
+def test_callbacks_are_a_multiselect_answer(tmp_path: Path) -> None:
+    result = invoke(
+        "new", str(tmp_path / "p"), "--defaults", "-d", "callbacks=early_stopping,model_checkpoint"
+    )
+    assert result.exit_code == 0, result.output
+    answers = yaml.safe_load((tmp_path / "p" / ".copier-answers.yml").read_text())
+    assert answers["callbacks"] == ["early_stopping", "model_checkpoint"]
+    code = (tmp_path / "p" / "src" / "p" / "engine" / "callbacks.py").read_text()
+    assert "class EarlyStopping" in code and "class ModelCheckpoint" in code
+    assert "class LearningRateMonitor" not in code  # only what was chosen
+
+    result = invoke("new", str(tmp_path / "q"), "--defaults", "-d", "callbacks=[]")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "q" / "src" / "q" / "engine" / "callbacks.py").exists()
+
+
 def test_no_git(tmp_path: Path) -> None:
     result = invoke("new", str(tmp_path / "p"), "--defaults", "--no-git")
     assert result.exit_code == 0, result.output
@@ -170,6 +186,7 @@ BAD_ANSWERS = [
     (["-d", "hardware=tpu"], "not yet supported: hardware=tpu"),
     (["-d", "hardware=mps", "-d", "devices=2"], "hardware=mps has a single device, but devices=2"),
     (["-d", "devices=2"], "not yet supported: devices=2"),
+    (["-d", "callbacks=early_stoping"], "did you mean 'early_stopping'?"),
 ]
 
 

@@ -71,6 +71,8 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     term.expect("precision=64-true is not supported on hardware=mps")
     term.child.send(DOWN * 2 + ENTER)  # bf16-mixed
     term.answer("Where metrics go", DOWN * 3 + ENTER)  # csv
+    # A multiselect: the defaults come ticked; space ticks EarlyStopping too.
+    term.answer("Callbacks to include", " " + ENTER)
     assert term.finish() == 0, term.screen
     assert "Created lab-exp" in term.screen
     assert "python -m lab fit" in term.screen
@@ -83,6 +85,7 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
         "bf16-mixed",
         "csv",
     )
+    assert answers["callbacks"] == ["early_stopping", "lr_monitor", "model_checkpoint"]
 
 
 def test_interactive_strategy_choices_follow_the_device_count(tmp_path: Path) -> None:

@@ -7,20 +7,30 @@ generated project's full test suite, and renders every combination for ruff;
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 from conftest import make_project, ruff, run_project_tests
-from matrix import all_valid, label, pairwise
+from matrix import CALLBACKS, all_valid, as_answers, label, pairwise
 
 from scaffold import rules
 from scaffold.new import create
 
 PAIRWISE = pairwise()
 ALL = all_valid()
+# For ruff, every combination with all callbacks (the most code), and every
+# subset of callbacks with the other answers at their defaults.
+WITH_ALL_CALLBACKS = [c for c in ALL if tuple(c["callbacks"]) == tuple(CALLBACKS)]
+CALLBACK_SUBSETS = [
+    list(subset)
+    for size in range(len(CALLBACKS) + 1)
+    for subset in itertools.combinations(CALLBACKS, size)
+]
 
 
 def _make(tmp_path: Path, answers: dict, name: str = "exp") -> Path:
+    answers = as_answers(answers) if "callbacks" in answers else answers
     return make_project(tmp_path / name, **answers).path
 
 
@@ -48,7 +58,7 @@ def test_the_pairwise_set_covers_every_valid_pair() -> None:
 
 
 def test_only_valid_combinations_are_rendered() -> None:
-    assert all(rules.check(combo) == "" for combo in ALL)
+    assert all(rules.check(as_answers(combo)) == "" for combo in ALL)
     assert {c["precision"] for c in ALL} == {
         "32-true",
         "16-mixed",
@@ -78,11 +88,19 @@ def test_longest_names_stay_ruff_clean(tmp_path: Path, task: str) -> None:
 def test_every_combination_renders_ruff_clean(tmp_path: Path, task: str) -> None:
     # Split by task so pytest-xdist spreads the renders; ruff then checks all
     # of a task's projects in one run (each project's own pyproject configures it).
-    combos = [c for c in ALL if c["task"] == task]
+    combos = [as_answers(c) for c in WITH_ALL_CALLBACKS if c["task"] == task]
     for index, answers in enumerate(combos):
         create(tmp_path / f"p{index}", data=answers, defaults=True, use_git=False)
     _assert_ruff_clean(tmp_path)
     assert len(list(tmp_path.glob("p*/src/*/engine/trainer.py"))) == len(combos)
+
+
+def test_every_set_of_callbacks_renders_ruff_clean(tmp_path: Path) -> None:
+    for index, callbacks in enumerate(CALLBACK_SUBSETS):
+        create(tmp_path / f"c{index}", data={"callbacks": callbacks}, defaults=True, use_git=False)
+    _assert_ruff_clean(tmp_path)
+    with_file = list(tmp_path.glob("c*/src/*/engine/callbacks.py"))
+    assert len(with_file) == len(CALLBACK_SUBSETS) - 1  # no callbacks: no callbacks.py
 
 
 @pytest.mark.slow

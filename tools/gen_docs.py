@@ -1,4 +1,4 @@
-"""Regenerate the tables in docs/questions.md from copier.yml and the rules table.
+"""Regenerate the docs' generated tables (questions, rules, engine size).
 
     python tools/gen_docs.py          # rewrite docs/questions.md's generated blocks
     python tools/gen_docs.py --check  # exit 1 if they are out of date (tests do this)
@@ -19,7 +19,6 @@ sys.path.insert(0, str(ROOT))
 from scaffold import rules  # noqa: E402
 from scaffold.template import bundled_template, questions  # noqa: E402
 
-PAGE = ROOT / "docs" / "questions.md"
 DERIVED = {
     "{{ _folder_name }}": "the destination folder's name",
     "{{ package_name_for(project_name) }}": "project_name, lowercased, `-`/`.`/spaces → `_`",
@@ -62,24 +61,59 @@ def rules_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"questions": questions_table, "choices": choices_table, "rules": rules_table}
+def engine_size_table() -> str:
+    """Lines of each engine file in a default project (with every callback)."""
+    import tempfile
+
+    from scaffold.new import create
+
+    every = questions(bundled_template())["callbacks"].values
+    with tempfile.TemporaryDirectory() as tmp:
+        project = create(
+            Path(tmp) / "exp", data={"callbacks": every}, defaults=True, use_git=False
+        ).path
+        engine = project / "src" / "exp" / "engine"
+        rows = ["| file | lines | non-blank, non-comment |", "| --- | ---: | ---: |"]
+        total = code_total = 0
+        for path in sorted(engine.glob("*.py")):
+            lines = path.read_text().splitlines()
+            code = sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+            total, code_total = total + len(lines), code_total + code
+            rows.append(f"| `engine/{path.name}` | {len(lines)} | {code} |")
+        rows.append(f"| **total** | **{total}** | **{code_total}** |")
+    return "\n".join(rows)
 
 
-def render(text: str) -> str:
-    """``text`` with every generated block brought up to date."""
-    for name, make in BLOCKS.items():
+PAGES = {
+    ROOT / "docs" / "questions.md": {
+        "questions": questions_table,
+        "choices": choices_table,
+        "rules": rules_table,
+    },
+    ROOT / "docs" / "engine.md": {"engine-size": engine_size_table},
+}
+
+
+def render(page: Path, text: str) -> str:
+    """``text`` with every generated block of ``page`` brought up to date."""
+    for name, make in PAGES[page].items():
         pattern = re.compile(
             rf"(<!-- generated: {name} -->\n)(?:.*?\n)?(<!-- end: {name} -->)", re.S
         )
         if not pattern.search(text):
-            raise SystemExit(f"{PAGE} has no generated block {name!r}")
+            raise SystemExit(f"{page} has no generated block {name!r}")
         text = pattern.sub(lambda m, make=make: f"{m.group(1)}{make()}\n{m.group(2)}", text)
     return text
 
 
 if __name__ == "__main__":
-    current = PAGE.read_text()
-    fresh = render(current)
-    if "--check" in sys.argv:
-        sys.exit(0 if fresh == current else f"{PAGE} is out of date: run tools/gen_docs.py")
-    PAGE.write_text(fresh)
+    stale = []
+    for page in PAGES:
+        current = page.read_text()
+        fresh = render(page, current)
+        if fresh != current:
+            stale.append(page)
+            if "--check" not in sys.argv:
+                page.write_text(fresh)
+    if stale and "--check" in sys.argv:
+        sys.exit(f"out of date: {', '.join(map(str, stale))}; run tools/gen_docs.py")

@@ -41,28 +41,31 @@ class _Entry:
     last: torch.Tensor | None = None  # the most recent step value
     total: torch.Tensor | None = None  # weighted sum, or running max/min
     weight: float = 0.0  # sum of batch sizes that went into `total`
-    fresh: bool = False  # logged since the last collect_step()
+    batch: int = -1  # the Metrics.batches count when last logged
     keys: tuple[str, str] = field(default=("", ""))  # (step key, epoch key)
 
-    def update(self, value: torch.Tensor, batch_size: int) -> None:
+    def update(self, value: torch.Tensor, batch: int, batch_size: int) -> None:
         self.last = value
-        self.fresh = True
+        self.batch = batch
         if not self.on_epoch:
             return
-        # float64 accumulators: float32 sums drift over long epochs (MPS has
-        # no float64, so it keeps float32).
-        dtype = torch.float32 if value.device.type == "mps" else torch.float64
-        value = value.to(dtype)
         if self.total is None:
-            self.total = value * batch_size if self.reduce_fx == "mean" else value
-        elif self.reduce_fx == "mean":
-            self.total = self.total + value * batch_size
+            # float64 accumulators: float32 sums drift over long epochs (MPS has
+            # no float64, so it keeps float32).
+            dtype = torch.float32 if value.device.type == "mps" else torch.float64
+            if self.reduce_fx in ("mean", "sum"):
+                self.total = torch.zeros((), dtype=dtype, device=value.device)
+            else:
+                self.total = value.to(dtype)
+        # In place, one kernel per call: this runs inside every training step.
+        if self.reduce_fx == "mean":
+            self.total.add_(value, alpha=batch_size)
         elif self.reduce_fx == "sum":
-            self.total = self.total + value
+            self.total.add_(value)
         elif self.reduce_fx == "max":
-            self.total = torch.maximum(self.total, value)
+            torch.maximum(self.total, value, out=self.total)
         else:
-            self.total = torch.minimum(self.total, value)
+            torch.minimum(self.total, value, out=self.total)
         self.weight += batch_size
 
     def reduce(self, sync: SyncFn) -> torch.Tensor:
@@ -90,19 +93,29 @@ class Metrics:
         self.hook = "training_step"
         self.callback_metrics: dict[str, torch.Tensor] = {}
         self.progress_bar_metrics: dict[str, torch.Tensor] = {}
-        self._entries: dict[str, _Entry] = {}
+        self._stages: dict[str, dict[str, _Entry]] = {}
         self._batch: Any = None
         self._batch_size: int | None = None
+        self.batches = 0  # batches seen: tells this step's values from older ones
 
     def start(self, stage: str) -> None:
         """Begin an epoch of ``stage``: forget that stage's accumulators."""
         self.stage = stage
-        self._entries = {}
+        self._stages[stage] = {}
+
+    def switch(self, stage: str) -> None:
+        """Go back to ``stage`` (after a validation inside a training epoch)."""
+        self.stage = stage
+
+    @property
+    def _entries(self) -> dict[str, _Entry]:
+        return self._stages.setdefault(self.stage, {})
 
     def new_batch(self, batch: Any) -> None:
         """Remember the batch, to infer its size only if a metric needs it."""
         self._batch = batch
         self._batch_size = None
+        self.batches += 1
 
     def log(
         self,
@@ -133,11 +146,13 @@ class Metrics:
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(float(value))
         value = value.detach()
-        if value.numel() != 1:
-            raise ValueError(
-                f"self.log({name!r}) needs a single number, got shape "
-                f"{tuple(value.shape)}; reduce it first (e.g. .mean())"
-            )
+        if value.ndim:
+            if value.numel() != 1:
+                raise ValueError(
+                    f"self.log({name!r}) needs a single number, got shape "
+                    f"{tuple(value.shape)}; reduce it first (e.g. .mean())"
+                )
+            value = value.reshape(())
         entry = self._entries.get(name)
         if entry is None:
             entry = _Entry(on_step, on_epoch, prog_bar, logger, reduce_fx, sync_dist)
@@ -146,24 +161,32 @@ class Metrics:
             self._entries[name] = entry
         if batch_size is None and on_epoch and reduce_fx == "mean":
             batch_size = self._inferred_batch_size()
-        entry.update(value.reshape(()), batch_size or 1)
+        entry.update(value, self.batches, batch_size or 1)
 
-    def collect_step(self) -> dict[str, torch.Tensor]:
-        """Values logged with ``on_step`` since the last call, keyed for loggers."""
-        logged = {}
+    def fold_steps(self) -> None:
+        """Show the latest step values to callbacks and the progress bar.
+
+        Called when they are read, not on every step: a fast loop shouldn't
+        pay for bookkeeping nobody looks at.
+        """
         for name, entry in self._entries.items():
-            if not (entry.fresh and entry.on_step):
+            if not entry.on_step or entry.last is None:
                 continue
-            entry.fresh = False
             key = entry.keys[0]
             self.callback_metrics[key] = entry.last
             if not entry.on_epoch:
                 self.callback_metrics[name] = entry.last
             if entry.prog_bar:
                 self.progress_bar_metrics[key] = entry.last
-            if entry.logger:
-                logged[key] = entry.last
-        return logged
+
+    def collect_step(self) -> dict[str, torch.Tensor]:
+        """This step's ``on_step`` values, keyed for loggers."""
+        self.fold_steps()
+        return {
+            entry.keys[0]: entry.last
+            for entry in self._entries.values()
+            if entry.on_step and entry.logger and entry.batch == self.batches
+        }
 
     def collect_epoch(self) -> dict[str, torch.Tensor]:
         """Reduce every ``on_epoch`` value of the stage, keyed for loggers."""

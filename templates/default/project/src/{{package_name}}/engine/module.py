@@ -8,6 +8,7 @@ the loop that calls them is ``trainer.py``. Subclass them in ``module.py`` and
 from __future__ import annotations
 
 import inspect
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,18 @@ class Module(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.trainer: Trainer | None = None
+        self._trainer: weakref.ref[Trainer] | None = None
         self.hparams: dict[str, Any] = {}
+
+    @property
+    def trainer(self) -> Trainer | None:
+        """The Trainer running this module, or None outside one."""
+        return self._trainer() if self._trainer is not None else None
+
+    @trainer.setter
+    def trainer(self, trainer: Trainer | None) -> None:
+        # A weak reference: copying the module (SWA, EMA) must not copy the Trainer.
+        self._trainer = weakref.ref(trainer) if trainer is not None else None
 
     # ------------------------------------------------------------ state
 

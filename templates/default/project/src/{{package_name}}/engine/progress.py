@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 
 from torch import nn
@@ -12,14 +13,16 @@ from tqdm import tqdm
 class ProgressBar:
     """One tqdm bar per epoch (or evaluation run), showing ``prog_bar`` metrics.
 
-    The bar is redrawn every ``refresh_rate`` batches: formatting metrics
-    costs a device sync, which a fast loop shouldn't pay on every step.
+    The bar is redrawn at most every ``refresh_seconds``: drawing and reading
+    the metrics (a device sync) cost more than a fast training step, so a bar
+    redrawn every step would slow training down.
     """
 
-    def __init__(self, enabled: bool = True, refresh_rate: int = 10) -> None:
-        self.enabled = enabled and refresh_rate > 0
-        self.refresh_rate = max(refresh_rate, 1)
+    def __init__(self, enabled: bool = True, refresh_seconds: float = 0.2) -> None:
+        self.enabled = enabled
+        self.refresh_seconds = refresh_seconds
         self.bar: tqdm | None = None
+        self._drawn = 0.0
 
     def start(self, description: str, total: int | None, initial: int = 0) -> None:
         """Open a bar for ``total`` batches (``initial`` already done)."""
@@ -39,8 +42,9 @@ class ProgressBar:
 
         ``metrics`` is called only when the bar is redrawn.
         """
-        if self.bar is None or (batch_idx + 1) % self.refresh_rate:
+        if self.bar is None or (now := time.monotonic()) - self._drawn < self.refresh_seconds:
             return
+        self._drawn = now
         self.bar.n = batch_idx + 1
         if metrics and (metrics := metrics()):
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)

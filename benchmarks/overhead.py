@@ -1,0 +1,232 @@
+"""Per-step overhead of the generated loop vs a raw PyTorch loop vs Lightning.
+
+    python benchmarks/overhead.py            # prints a Markdown table
+    python benchmarks/overhead.py --steps 3000 --repeats 5
+
+One run renders a default project with scaffold, then trains the same model on
+the same in-memory data with three loops, each in its own subprocess (so peak
+memory is its own), on the CPU:
+
+- raw: forward, backward, step, zero_grad; nothing else.
+- ours: the generated Trainer with its defaults on: self.log every step
+  (step and epoch values), the progress bar, the CSV logger, ModelCheckpoint
+  with last.ckpt and LearningRateMonitor.
+- lightning: pytorch_lightning.Trainer with its defaults on (progress bar,
+  CSV logger, checkpointing), the same self.log calls.
+
+Per-step time is the median gap between consecutive step ends, after warm-up,
+so setup and teardown don't count; each loop runs --repeats times and the best
+median is kept. Ratios are taken within this one run, on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {
+    "tiny MLP": "mlp",
+    "small CNN": "cnn",
+}
+
+
+def build(kind: str):
+    """The network and an in-memory dataset for ``kind`` (mlp or cnn)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if kind == "mlp":
+        net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
+        x = torch.randn(4096, 32)
+    else:
+        net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(32, 10),
+        )
+        x = torch.randn(4096, 3, 32, 32)
+    y = torch.randint(10, (4096,))
+    return net, torch.utils.data.TensorDataset(x, y)
+
+
+def run_variant(variant: str, kind: str, steps: int, project: Path, workdir: Path) -> dict:
+    """Train with one loop; return its median step time and peak memory."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    torch.set_num_threads(1)
+    net, dataset = build(kind)
+    loader = DataLoader(dataset, batch_size=64, shuffle=True)
+    epochs = -(-steps // len(loader))
+    stamps: list[float] = []
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    if variant == "raw":
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+        done = 0
+        for _ in range(epochs):
+            for x, y in loader:
+                loss = nn.functional.cross_entropy(net(x), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                stamps.append(time.perf_counter())
+                done += 1
+                if done == steps:
+                    break
+    elif variant == "ours":
+        sys.path.insert(0, str(project / "src"))
+        from bench_exp.engine.callbacks import LearningRateMonitor, ModelCheckpoint
+        from bench_exp.engine.module import DataModule, Module
+        from bench_exp.engine.trainer import Trainer
+
+        class Ours(Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+        Ours.training_step, Ours.configure_optimizers = training_step, configure_optimizers
+
+        class Stamp:
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                stamps.append(time.perf_counter())
+
+        data = DataModule()
+        data.train_dataloader = lambda: loader
+        trainer = Trainer(
+            accelerator="cpu",
+            max_steps=steps,
+            max_epochs=epochs,
+            default_root_dir=str(workdir),
+            enable_model_summary=False,
+            callbacks=[LearningRateMonitor(), ModelCheckpoint(), Stamp()],
+        )
+        trainer.fit(Ours(), data)
+    else:
+        import pytorch_lightning as pl
+
+        class Theirs(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+        Theirs.training_step, Theirs.configure_optimizers = training_step, configure_optimizers
+
+        class Stamp(pl.Callback):
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                stamps.append(time.perf_counter())
+
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=steps,
+            max_epochs=epochs,
+            default_root_dir=str(workdir),
+            enable_model_summary=False,
+            logger=pl.loggers.CSVLogger(str(workdir)),
+            callbacks=[pl.callbacks.LearningRateMonitor(), Stamp()],
+        )
+        trainer.fit(Theirs(), loader)
+    gaps = [b - a for a, b in zip(stamps[50:], stamps[51:], strict=False)]
+    return {
+        "step_us": statistics.median(gaps) * 1e6,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    """Measure every loop on every model and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--project", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:  # a child process: one measurement, as JSON
+        with tempfile.TemporaryDirectory() as workdir:
+            result = run_variant(
+                args.variant, args.model, args.steps, Path(args.project), Path(workdir)
+            )
+        print(json.dumps(result))
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from scaffold.new import create
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = create(
+            Path(tmp) / "bench-exp", data={"logger": "csv"}, defaults=True, use_git=False
+        ).path
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        rows = []
+        for label, kind in MODELS.items():
+            results = {}
+            for variant in ("raw", "ours", "lightning"):
+                runs = []
+                for _ in range(args.repeats):
+                    out = (
+                        subprocess.run(
+                            [
+                                sys.executable,
+                                __file__,
+                                "--variant",
+                                variant,
+                                "--model",
+                                kind,
+                                "--steps",
+                                str(args.steps),
+                                "--project",
+                                str(project),
+                            ],
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                            env=env,
+                        )
+                        .stdout.strip()
+                        .splitlines()[-1]
+                    )
+                    runs.append(json.loads(out))
+                results[variant] = {
+                    "step_us": min(r["step_us"] for r in runs),
+                    "peak_rss_mb": min(r["peak_rss_mb"] for r in runs),
+                }
+            raw = results["raw"]["step_us"]
+            for variant, result in results.items():
+                rows.append(
+                    f"| {label} | {variant} | {result['step_us']:.0f} | "
+                    f"{result['step_us'] / raw - 1:+.1%} | {result['peak_rss_mb']:.0f} |"
+                )
+    print(f"steps: {args.steps}, best of {args.repeats} runs, torch threads: 1\n")
+    print("| model | loop | median step (µs) | vs raw | peak RSS (MB) |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

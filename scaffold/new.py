@@ -205,7 +205,7 @@ def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
     return [
         f"cd {shown}",
         'pip install -e ".[dev]"',
-        f"python -m {package} fit --config configs/default.yaml",
+        f"python -m {package} fit",
     ]
 
 

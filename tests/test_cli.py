@@ -68,7 +68,7 @@ def test_new_with_defaults_makes_one_clean_commit(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     project = tmp_path / "my-exp"
     assert "cd " in result.output and "pip install -e" in result.output
-    assert "python -m my_exp fit --config configs/default.yaml" in result.output
+    assert "python -m my_exp fit" in result.output
     assert git(project, "log", "--format=%s").splitlines() == [
         f"Generate my-exp with scaffold {__version__}"
     ]

@@ -157,6 +157,13 @@ RULES: tuple[Rule, ...] = (
         not_yet=True,
     ),
     Rule(
+        "strategy",
+        lambda a: a["strategy"] != "single_device",
+        "strategy={strategy} (distributed strategies come in a later scaffold "
+        "release); use strategy=single_device for now",
+        not_yet=True,
+    ),
+    Rule(
         "devices",
         lambda a: int(a["devices"]) > 1,
         "devices={devices} (multi-process training comes in a later scaffold "

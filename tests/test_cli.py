@@ -186,6 +186,7 @@ BAD_ANSWERS = [
     (["-d", "hardware=tpu"], "not yet supported: hardware=tpu"),
     (["-d", "hardware=mps", "-d", "devices=2"], "hardware=mps has a single device, but devices=2"),
     (["-d", "devices=2"], "not yet supported: devices=2"),
+    (["-d", "hardware=cuda", "-d", "strategy=deepspeed"], "not yet supported: strategy=deepspeed"),
     (["-d", "callbacks=early_stoping"], "did you mean 'early_stopping'?"),
 ]
 

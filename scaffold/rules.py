@@ -39,9 +39,6 @@ ORDER = (
     "callbacks",
 )
 
-MULTI_PROCESS_STRATEGIES = frozenset({"ddp", "fsdp", "deepspeed"})
-
-
 def processes(answers: Answers) -> int:
     """Number of training processes the answers ask for (devices × nodes)."""
     return int(answers["devices"]) * int(answers["num_nodes"])

@@ -25,7 +25,9 @@ def _values(name: str) -> list:
 
 
 def as_answers(combo: dict) -> dict:
-    """The combination as scaffold answers (callbacks as a list)."""
+    """The combination as scaffold answers (callbacks, when given, as a list)."""
+    if "callbacks" not in combo:
+        return combo
     return {**combo, "callbacks": list(combo["callbacks"])}
 
 

@@ -30,8 +30,7 @@ CALLBACK_SUBSETS = [
 
 
 def _make(tmp_path: Path, answers: dict, name: str = "exp") -> Path:
-    answers = as_answers(answers) if "callbacks" in answers else answers
-    return make_project(tmp_path / name, **answers).path
+    return make_project(tmp_path / name, **as_answers(answers)).path
 
 
 def _assert_ruff_clean(project: Path) -> None:

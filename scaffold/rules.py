@@ -39,6 +39,7 @@ ORDER = (
     "callbacks",
 )
 
+
 def processes(answers: Answers) -> int:
     """Number of training processes the answers ask for (devices × nodes)."""
     return int(answers["devices"]) * int(answers["num_nodes"])
@@ -147,31 +148,18 @@ RULES: tuple[Rule, ...] = (
     # What this release of the bundled template cannot generate yet. These are
     # valid combinations; they are refused rather than rendered half-working.
     Rule(
-        "hardware",
-        lambda a: a["hardware"] == "tpu",
-        "hardware=tpu (the torch_xla strategy comes in a later scaffold release); "
-        "use hardware=cpu, cuda or mps for now",
-        not_yet=True,
+        "callbacks",
+        lambda a: "swa" in a.get("callbacks", ()) and a["strategy"] in {"fsdp", "deepspeed"},
+        "callbacks=swa (StochasticWeightAveraging) keeps a full copy of the model, "
+        "which strategy={strategy} shards; drop swa from the callbacks, or use strategy=ddp",
     ),
+    # What this release of the bundled template cannot generate yet. These are
+    # valid combinations; they are refused rather than rendered half-working.
     Rule(
         "strategy",
-        lambda a: a["strategy"] != "single_device",
-        "strategy={strategy} (distributed strategies come in a later scaffold "
-        "release); use strategy=single_device for now",
-        not_yet=True,
-    ),
-    Rule(
-        "devices",
-        lambda a: int(a["devices"]) > 1,
-        "devices={devices} (multi-process training comes in a later scaffold "
-        "release); use devices=1 for now",
-        not_yet=True,
-    ),
-    Rule(
-        "num_nodes",
-        lambda a: int(a["num_nodes"]) > 1,
-        "num_nodes={num_nodes} (multi-node training comes in a later scaffold "
-        "release); use num_nodes=1 for now",
+        lambda a: a["strategy"] == "deepspeed",
+        "strategy=deepspeed (DeepSpeed comes in a later scaffold release); "
+        "use strategy=fsdp for sharded training",
         not_yet=True,
     ),
 )

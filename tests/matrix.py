@@ -9,12 +9,27 @@ from scaffold import rules
 from scaffold.template import bundled_template, questions
 
 # The questions whose answers change the generated code (names don't).
-VARIED = ("task", "hardware", "devices", "num_nodes", "precision", "logger", "callbacks")
+VARIED = (
+    "task",
+    "hardware",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "precision",
+    "logger",
+    "callbacks",
+)
 COUNTS = {"devices": [1, 2], "num_nodes": [1, 2]}
 CALLBACKS = questions(bundled_template())["callbacks"].values
 # Callbacks are independent blocks of code: the matrix takes none, the
-# default set and all of them; tests/test_render.py renders every subset too.
-CALLBACK_SETS = [(), tuple(questions(bundled_template())["callbacks"].default), tuple(CALLBACKS)]
+# default set, all of them, and all but SWA (which sharded strategies refuse);
+# tests/test_render.py renders every subset too.
+CALLBACK_SETS = [
+    (),
+    tuple(questions(bundled_template())["callbacks"].default),
+    tuple(CALLBACKS),
+    tuple(name for name in CALLBACKS if name != "swa"),
+]
 
 
 def _values(name: str) -> list:
@@ -32,23 +47,31 @@ def as_answers(combo: dict) -> dict:
 
 
 def all_valid() -> list[dict]:
-    """Every combination this release renders (strategy takes its default)."""
+    """Every combination this release renders."""
     combos = []
     for values in itertools.product(*(_values(name) for name in VARIED)):
         answers = dict(zip(VARIED, values, strict=True))
-        answers["strategy"] = rules.default_strategy(answers)
         if not rules.check(answers):
             combos.append(answers)
     return combos
 
 
+# The answers that decide how the loop runs: every valid triple of them is
+# covered, not just every pair (hardware x strategy x precision).
+ENGINE = ("hardware", "strategy", "precision")
+
+
 def _pairs(answers: dict) -> Iterator[tuple]:
-    items = sorted((k, answers[k]) for k in (*VARIED, "strategy"))
-    return itertools.combinations(items, 2)
+    items = sorted((k, answers[k]) for k in VARIED)
+    yield from itertools.combinations(items, 2)
+    yield tuple((k, answers[k]) for k in ENGINE)
 
 
 def pairwise() -> list[dict]:
-    """A small set of valid combinations covering every valid pair of answers."""
+    """A small set of valid combinations covering every valid pair of answers.
+
+    And every valid hardware x strategy x precision triple.
+    """
     candidates = all_valid()
     uncovered = {pair for combo in candidates for pair in _pairs(combo)}
     chosen = []
@@ -61,6 +84,6 @@ def pairwise() -> list[dict]:
 
 def label(answers: dict) -> str:
     """A short test id."""
-    names = {(): "no-callbacks", tuple(CALLBACKS): "all-callbacks"}
+    names = {(): "no-callbacks", CALLBACK_SETS[2]: "all-callbacks", CALLBACK_SETS[3]: "no-swa"}
     parts = [str(answers[k]) for k in VARIED[:-1]]
     return "-".join([*parts, names.get(tuple(answers["callbacks"]), "default-callbacks")])

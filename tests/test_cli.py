@@ -183,9 +183,13 @@ BAD_ANSWERS = [
     (["-d", "strategy=dp"], "strategy=dp was removed from Lightning 2.0"),
     (["-d", "precision=16"], "precision=16 is Lightning 1.x's name; use 16-mixed"),
     (["-d", "hardware=ipu"], "hardware=ipu was removed"),
-    (["-d", "hardware=tpu"], "not yet supported: hardware=tpu"),
+    (["-d", "hardware=tpu", "-d", "strategy=ddp"], "hardware=tpu runs through torch_xla"),
     (["-d", "hardware=mps", "-d", "devices=2"], "hardware=mps has a single device, but devices=2"),
-    (["-d", "devices=2"], "not yet supported: devices=2"),
+    (["-d", "devices=2", "-d", "strategy=single_device"], "strategy=single_device trains in one"),
+    (
+        ["-d", "devices=2", "-d", "strategy=fsdp", "-d", "callbacks=swa"],
+        "callbacks=swa (StochasticWeightAveraging) keeps a full copy of the model",
+    ),
     (["-d", "hardware=cuda", "-d", "strategy=deepspeed"], "not yet supported: strategy=deepspeed"),
     (["-d", "callbacks=early_stoping"], "did you mean 'early_stopping'?"),
 ]

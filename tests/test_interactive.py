@@ -60,8 +60,7 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     term.child.send(BACKSPACE * 10 + "lab" + ENTER)
     term.answer("What the model learns", DOWN * 4 + ENTER)  # language_model
     term.expect("Where it trains")
-    # TPU support is not in this release: offered disabled, with the reason.
-    term.expect("not yet supported: hardware=tpu")
+    term.expect("TPU (torch_xla)")
     term.child.send(DOWN * 2 + ENTER)  # mps
     term.answer("Devices", ENTER)
     term.answer("Number of machines", ENTER)

@@ -1,27 +1,39 @@
 """Every supported answer combination renders ruff-clean code whose own tests pass.
 
-The default run covers every valid *pair* of answers (all-pairs) with the
-generated project's full test suite, and renders every combination for ruff;
-``pytest -m slow`` runs every combination's test suite.
+The default run covers every valid *pair* of answers, and every valid
+hardware x strategy x precision triple, with the generated project's full test
+suite; it renders every combination of the answers that shape the engine for
+ruff (and bash -n for the launch scripts). ``pytest -m slow`` runs every
+combination's test suite.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import make_project, ruff, run_project_tests
-from matrix import CALLBACKS, all_valid, as_answers, label, pairwise
+from matrix import CALLBACKS, ENGINE, all_valid, as_answers, label, pairwise
 
 from scaffold import rules
 from scaffold.new import create
 
 PAIRWISE = pairwise()
 ALL = all_valid()
-# For ruff, every combination with all callbacks (the most code), and every
-# subset of callbacks with the other answers at their defaults.
-WITH_ALL_CALLBACKS = [c for c in ALL if tuple(c["callbacks"]) == tuple(CALLBACKS)]
+# For ruff: every combination of the answers that shape the engine, each with
+# the most callbacks it allows (the most code); the tasks, which only change
+# model/module/data, with each strategy; every subset of callbacks with the
+# other answers at their defaults.
+SHAPING = ("hardware", "devices", "num_nodes", "strategy", "precision", "logger")
+MOST_CALLBACKS = {
+    tuple(c[k] for k in SHAPING): c
+    for c in sorted(ALL, key=lambda c: len(c["callbacks"]))  # the longest list wins
+    if c["task"] == "image_classification"
+}
+TASKS_BY_STRATEGY = {(c["task"], c["strategy"]): c for c in ALL}
 CALLBACK_SUBSETS = [
     list(subset)
     for size in range(len(CALLBACKS) + 1)
@@ -40,20 +52,27 @@ def _assert_ruff_clean(project: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+# The only tests a project may skip on this CPU-only machine: the hardware's own.
+HARDWARE_SKIPS = ("torch_xla is not installed", "needs a CUDA GPU")
+
+
 def _assert_own_tests_pass(project: Path) -> None:
     result = run_project_tests(project)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert " passed" in result.stdout and " skipped" not in result.stdout, result.stdout
+    assert " passed" in result.stdout, result.stdout
+    skips = re.findall(r"^SKIPPED .*$", result.stdout, flags=re.MULTILINE)
+    assert all(any(why in line for why in HARDWARE_SKIPS) for line in skips), skips
 
 
 def test_the_pairwise_set_covers_every_valid_pair() -> None:
     pairs = lambda combo: {  # noqa: E731
         (a, combo[a], b, combo[b]) for a in combo for b in combo if a < b
     }
-    needed = set().union(*(pairs(c) for c in ALL))
-    covered = set().union(*(pairs(c) for c in PAIRWISE))
+    triple = lambda combo: {tuple(combo[k] for k in ENGINE)}  # noqa: E731
+    needed = set().union(*(pairs(c) | triple(c) for c in ALL))
+    covered = set().union(*(pairs(c) | triple(c) for c in PAIRWISE))
     assert needed == covered
-    assert len(PAIRWISE) < len(ALL) / 5
+    assert len(PAIRWISE) < len(ALL) / 50
 
 
 def test_only_valid_combinations_are_rendered() -> None:
@@ -83,15 +102,19 @@ def test_longest_names_stay_ruff_clean(tmp_path: Path, task: str) -> None:
     _assert_ruff_clean(project)
 
 
-@pytest.mark.parametrize("task", sorted({c["task"] for c in ALL}))
-def test_every_combination_renders_ruff_clean(tmp_path: Path, task: str) -> None:
-    # Split by task so pytest-xdist spreads the renders; ruff then checks all
-    # of a task's projects in one run (each project's own pyproject configures it).
-    combos = [as_answers(c) for c in WITH_ALL_CALLBACKS if c["task"] == task]
+@pytest.mark.parametrize("hardware", sorted({c["hardware"] for c in ALL}))
+def test_every_engine_combination_renders_clean(tmp_path: Path, hardware: str) -> None:
+    # Split by hardware so pytest-xdist spreads the renders; ruff then checks
+    # them all in one run (each project's own pyproject configures it).
+    combos = [as_answers(c) for c in MOST_CALLBACKS.values() if c["hardware"] == hardware]
+    combos += [as_answers(c) for c in TASKS_BY_STRATEGY.values() if c["hardware"] == hardware]
     for index, answers in enumerate(combos):
         create(tmp_path / f"p{index}", data=answers, defaults=True, use_git=False)
     _assert_ruff_clean(tmp_path)
     assert len(list(tmp_path.glob("p*/src/*/engine/trainer.py"))) == len(combos)
+    for script in tmp_path.glob("p*/scripts/*"):
+        checked = subprocess.run(["bash", "-n", script], capture_output=True, text=True)
+        assert checked.returncode == 0, f"{script}: {checked.stderr}"
 
 
 def test_every_set_of_callbacks_renders_ruff_clean(tmp_path: Path) -> None:

@@ -106,9 +106,28 @@ def test_the_default_strategy_is_always_valid() -> None:
 
 
 def test_not_yet_supported_answers_say_so() -> None:
-    message = rules.check(answers(hardware="tpu", strategy="xla"))
-    assert message.startswith("not yet supported: hardware=tpu")
-    assert rules.check(answers(hardware="tpu", strategy="xla"), supported_only=False) == ""
+    deepspeed = answers(hardware="cuda", devices=2, strategy="deepspeed")
+    assert rules.check(deepspeed).startswith("not yet supported: strategy=deepspeed")
+    assert rules.check(deepspeed, supported_only=False) == ""
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"hardware": "tpu", "strategy": "xla", "precision": "bf16-mixed"},
+        {"hardware": "tpu", "devices": 8, "strategy": "xla"},
+        {"hardware": "cuda", "devices": 8, "num_nodes": 4, "strategy": "fsdp"},
+        {"hardware": "cpu", "devices": 2, "strategy": "ddp", "precision": "16-mixed"},
+    ],
+)
+def test_distributed_and_tpu_answers_are_supported(given) -> None:
+    assert rules.check(answers(**given)) == ""
+
+
+def test_swa_is_refused_with_sharded_strategies_only() -> None:
+    fsdp = answers(hardware="cuda", devices=2, strategy="fsdp", callbacks=["swa"])
+    assert "drop swa" in rules.check(fsdp)
+    assert rules.check({**fsdp, "strategy": "ddp"}) == ""
 
 
 def test_rules_only_name_real_questions_and_choices() -> None:

@@ -59,3 +59,8 @@ def find_last(root: str | Path) -> Path:
             "or pass the path of a checkpoint"
         )
     return candidates[-1]
+
+
+def remove(path: str | Path) -> None:
+    """Delete a checkpoint file, if it is there."""
+    Path(path).unlink(missing_ok=True)

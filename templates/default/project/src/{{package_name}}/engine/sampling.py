@@ -5,10 +5,16 @@ an uninterrupted run would. ``RandomSampler`` draws its order from a global
 generator, which resuming can't rewind; this sampler re-derives the epoch's
 permutation from the seed and skips the samples already trained on, without
 loading them.
+
+Under DDP/FSDP each rank takes every ``world_size``-th index of the same
+permutation (as ``DistributedSampler`` does), so the ranks' batches together
+are the batch a single process would see with ``world_size`` times the batch
+size.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -30,14 +36,26 @@ class ResumableSampler(Sampler[int]):
         self.seed = seed
         self.epoch = 0
         self._start = 0
+        self.rank, self.world_size, self.pad = 0, 1, False
 
     def set_epoch(self, epoch: int) -> None:
         """Use ``epoch``'s permutation for the next pass (as DistributedSampler)."""
         self.epoch = epoch
 
     def skip(self, samples: int) -> None:
-        """Start the next pass after the first ``samples`` samples."""
+        """Start the next pass after this rank's first ``samples`` samples."""
         self._start = samples
+
+    def shard(self, rank: int, world_size: int, *, pad: bool) -> None:
+        """Yield only ``rank``'s share of each pass.
+
+        Args:
+            rank: This process's rank.
+            world_size: Number of processes.
+            pad: Repeat the first indices so every rank gets the same count
+                (training: every rank must take the same number of steps).
+        """
+        self.rank, self.world_size, self.pad = rank, world_size, pad
 
     def __iter__(self) -> Iterator[int]:
         if self.shuffle:
@@ -45,8 +63,17 @@ class ResumableSampler(Sampler[int]):
             order = torch.randperm(self.length, generator=generator)
         else:
             order = torch.arange(self.length)
+        if self.world_size > 1:
+            if self.pad:
+                total = math.ceil(self.length / self.world_size) * self.world_size
+                order = order.repeat(math.ceil(total / self.length))[:total]
+            order = order[self.rank :: self.world_size]
         start, self._start = self._start, 0
         yield from order[start:].tolist()
 
     def __len__(self) -> int:
-        return self.length
+        if self.world_size == 1:
+            return self.length
+        if self.pad:
+            return math.ceil(self.length / self.world_size)
+        return len(range(self.rank, self.length, self.world_size))

@@ -1,0 +1,63 @@
+"""Run under torchrun (or alone): fit a generated tabular project, save each rank's weights.
+
+    python train_ranks.py SRC OUT '{"devices": 2, "max_steps": 3, ...}'
+
+SRC is the generated project's ``src`` folder, OUT a folder for the results:
+``rank<r>.pt`` (the full weights as this rank holds them after fit) and
+``rank<r>.json`` (the synced validation metrics this rank saw).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    source, out, raw = sys.argv[1:4]
+    options = json.loads(raw)
+    sys.path.insert(0, source)
+    from exp.data import TabularDataModule
+    from exp.engine.rng import seed_everything
+    from exp.engine.strategy import Strategy
+    from exp.engine.trainer import Trainer
+    from exp.module import TabularRegressor
+
+    seed_everything(0)
+    module = TabularRegressor(dropout=0.0)  # no per-rank randomness in the math
+    data = TabularDataModule(num_samples=64, batch_size=options.pop("batch_size"), seed=0)
+    ckpt_path = options.pop("ckpt_path", None)
+    save = options.pop("save", None)  # where to write a checkpoint after fit
+    trainer = Trainer(
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        num_sanity_val_steps=0,
+        strategy=Strategy(),
+        **options,
+    )
+    try:
+        trainer.fit(module, data, ckpt_path=ckpt_path)
+        if save:
+            trainer.save_checkpoint(save)
+        state = {
+            name: (value.full_tensor() if hasattr(value, "full_tensor") else value).detach()
+            for name, value in module.state_dict().items()
+        }
+        rank = trainer.strategy.rank
+        out = Path(out)
+        torch.save(state, out / f"rank{rank}.pt")
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        (out / f"rank{rank}.json").write_text(json.dumps(metrics))
+        print(f"rank {rank} of {trainer.strategy.world_size} (RANK={os.environ.get('RANK')})")
+    finally:
+        trainer.teardown()
+
+
+if __name__ == "__main__":
+    main()

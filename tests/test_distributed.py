@@ -1,0 +1,261 @@
+"""DDP and FSDP for real on this CPU machine: torchrun, two processes, gloo.
+
+Each test renders a project (tabular regression, no dropout, so the maths is
+the same on every rank), trains it with ``tests/helpers/train_ranks.py`` under
+real ``torchrun`` agents, and compares the weights every rank ends with:
+
+* DDP: both ranks hold the same weights, equal to one process with the same
+  global batch; synced validation metrics equal the one-process values.
+* DDP: stopping at step 3 and resuming gives the weights of an unbroken run.
+* Two torchrun agents ("nodes") meeting through c10d rendezvous on 127.0.0.1
+  train to the same result as one agent with two processes.
+* FSDP2: trains to the same weights, writes a sharded checkpoint folder,
+  resumes exactly from it, and ``export`` gathers it into the plain model.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from conftest import ROOT, make_project, project_env
+
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed/gloo"
+)
+
+DRIVER = ROOT / "tests" / "helpers" / "train_ranks.py"
+ANSWERS = {"project_name": "exp", "task": "tabular_regression", "logger": "none"}
+
+
+@pytest.fixture(scope="module")
+def ddp_project(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("ddp") / "exp"
+    return make_project(dest, **ANSWERS, devices=2, strategy="ddp", callbacks=[]).path
+
+
+@pytest.fixture(scope="module")
+def fsdp_project(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("fsdp") / "exp"
+    return make_project(dest, **ANSWERS, devices=2, strategy="fsdp", callbacks=[]).path
+
+
+def _env(project: Path) -> dict[str, str]:
+    return {**project_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(project / "src")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(project: Path, out: Path, launcher: list[str], **options) -> list[dict]:
+    """Train under ``torchrun <launcher>``; return each rank's weights."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(DRIVER)]
+    command += [str(project / "src"), str(out), json.dumps(options)]
+    result = subprocess.run(
+        command, env=_env(project), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return _weights(out)
+
+
+def _weights(out: Path) -> list[dict]:
+    ranks = sorted(out.glob("rank*.pt"))
+    return [torch.load(path, weights_only=True) for path in ranks]
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(out.glob("rank*.json"))]
+
+
+def _one_process(project: Path, out: Path, **options) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(DRIVER), str(project / "src"), str(out), json.dumps(options)]
+    result = subprocess.run(
+        command, env=_env(project), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return _weights(out)[0]
+
+
+def _assert_same(a: dict, b: dict, *, exact: bool) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        if exact:
+            assert torch.equal(a[name], b[name]), name
+        else:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+TWO_PROCESSES = ["--standalone", "--nproc_per_node", "2"]
+
+
+def test_ddp_ranks_agree_and_equal_one_process_with_the_same_global_batch(
+    ddp_project: Path, tmp_path: Path
+) -> None:
+    single = _one_process(ddp_project, tmp_path / "one", devices=1, batch_size=16, max_epochs=2)
+    ranks = _torchrun(
+        ddp_project, tmp_path / "ddp", TWO_PROCESSES, devices=2, batch_size=8, max_epochs=2
+    )
+    assert len(ranks) == 2
+    _assert_same(ranks[0], ranks[1], exact=True)  # DDP keeps every rank identical
+    _assert_same(ranks[0], single, exact=False)  # 2 x 8 samples == 1 x 16 samples
+    assert any(not torch.equal(single[k], v) for k, v in _initial(ddp_project).items())
+
+    # sync_dist: each rank validated half the samples; the synced means are the
+    # one-process means over all of them.
+    # (train_loss is logged without sync_dist: each rank keeps its own, as in Lightning.)
+    one, (zero, first) = _metrics(tmp_path / "one")[0], _metrics(tmp_path / "ddp")
+    for name in ("val_loss", "val_mae"):
+        assert zero[name] == first[name], name
+        assert zero[name] == pytest.approx(one[name], rel=1e-5), name
+    assert zero["train_loss"] != first["train_loss"]
+
+
+def _initial(project: Path) -> dict:
+    sys.path.insert(0, str(project / "src"))
+    try:
+        from exp.engine.rng import seed_everything
+        from exp.module import TabularRegressor
+
+        seed_everything(0)
+        return TabularRegressor(dropout=0.0).state_dict()
+    finally:
+        sys.path.remove(str(project / "src"))
+        for name in [m for m in sys.modules if m == "exp" or m.startswith("exp.")]:
+            del sys.modules[name]
+
+
+def test_ddp_resume_is_exact(ddp_project: Path, tmp_path: Path) -> None:
+    common = {"devices": 2, "batch_size": 8, "max_epochs": 3}
+    straight = _torchrun(ddp_project, tmp_path / "straight", TWO_PROCESSES, **common, max_steps=6)
+    checkpoint = tmp_path / "stopped.ckpt"
+    stopped = _torchrun(
+        ddp_project, tmp_path / "stop", TWO_PROCESSES, **common, max_steps=3, save=str(checkpoint)
+    )
+    assert checkpoint.is_file()
+    assert not any(torch.equal(stopped[0][k], v) for k, v in straight[0].items())
+    resumed = _torchrun(
+        ddp_project,
+        tmp_path / "resumed",
+        TWO_PROCESSES,
+        **common,
+        max_steps=6,
+        ckpt_path=str(checkpoint),
+    )
+    for rank in (0, 1):
+        _assert_same(resumed[rank], straight[rank], exact=True)
+
+
+def test_two_nodes_with_c10d_rendezvous_train_like_one_node(
+    ddp_project: Path, tmp_path: Path
+) -> None:
+    common = {"batch_size": 8, "max_epochs": 2}
+    one_node = _torchrun(ddp_project, tmp_path / "one", TWO_PROCESSES, devices=2, **common)
+
+    # Two agents, as on two machines: each starts one process; they find each
+    # other through the c10d rendezvous the first one hosts.
+    out = tmp_path / "two"
+    out.mkdir()
+    endpoint = f"127.0.0.1:{_free_port()}"
+    options = json.dumps({"devices": 1, "num_nodes": 2, **common})
+    agents = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "1",
+                "--rdzv_backend",
+                "c10d",
+                "--rdzv_endpoint",
+                endpoint,
+                "--rdzv_id",
+                "two-node-test",
+                str(DRIVER),
+                str(ddp_project / "src"),
+                str(out),
+                options,
+            ],
+            env=_env(ddp_project),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for agent in agents:
+        _, stderr = agent.communicate(timeout=300)
+        assert agent.returncode == 0, stderr[-4000:]
+    two_nodes = _weights(out)
+    assert len(two_nodes) == 2
+    _assert_same(two_nodes[0], two_nodes[1], exact=True)
+    _assert_same(two_nodes[0], one_node[0], exact=False)
+
+
+def test_fsdp_trains_saves_shards_resumes_and_exports(
+    fsdp_project: Path, ddp_project: Path, tmp_path: Path
+) -> None:
+    common = {"devices": 2, "batch_size": 8, "max_epochs": 3}
+    straight = _torchrun(fsdp_project, tmp_path / "straight", TWO_PROCESSES, **common, max_steps=6)
+    _assert_same(straight[0], straight[1], exact=True)  # gathered: every rank agrees
+    single = _one_process(ddp_project, tmp_path / "one", devices=1, batch_size=16, max_steps=6)
+    _assert_same(straight[0], single, exact=False)  # sharding changes nothing in the maths
+
+    checkpoint = tmp_path / "stopped.ckpt"
+    stopped = _torchrun(
+        fsdp_project, tmp_path / "stop", TWO_PROCESSES, **common, max_steps=3, save=str(checkpoint)
+    )
+    # A folder of shards, one file per rank, plus the loop state.
+    assert checkpoint.is_dir()
+    assert len(list(checkpoint.glob("*.distcp"))) == 2
+    assert (checkpoint / "trainer.ckpt").is_file()
+    trainer_state = torch.load(checkpoint / "trainer.ckpt", weights_only=True)
+    assert trainer_state["global_step"] == 3 and len(trainer_state["rng"]) == 2
+
+    resumed = _torchrun(
+        fsdp_project,
+        tmp_path / "resumed",
+        TWO_PROCESSES,
+        **common,
+        max_steps=6,
+        ckpt_path=str(checkpoint),
+    )
+    _assert_same(resumed[0], straight[0], exact=True)
+
+    # export: one process, no torchrun, gathers the shards into model.py's network.
+    output = tmp_path / "model.pt"
+    exported = subprocess.run(
+        [sys.executable, "-m", "exp", "export", "--ckpt_path", str(checkpoint)]
+        + ["--output", str(output), "--model.dropout", "0.0"],
+        cwd=tmp_path,
+        env=_env(fsdp_project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    weights = torch.load(output, weights_only=True)
+    expected = {k.removeprefix("model."): v for k, v in stopped[0].items()}
+    _assert_same(weights, expected, exact=True)
+    code = (
+        "import sys, torch; from exp.model import MLP; net = MLP(16, 1, dropout=0.0); "
+        f"net.load_state_dict(torch.load({str(output)!r}, weights_only=True)); print('ok')"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], env=_env(fsdp_project), capture_output=True, text=True
+    )
+    assert loaded.stdout.strip() == "ok", loaded.stderr[-3000:]

@@ -32,6 +32,7 @@ def main() -> None:
     data = TabularDataModule(num_samples=64, batch_size=options.pop("batch_size"), seed=0)
     ckpt_path = options.pop("ckpt_path", None)
     save = options.pop("save", None)  # where to write a checkpoint after fit
+    options.setdefault("default_root_dir", str(Path(out) / "runs"))  # never the cwd
     trainer = Trainer(
         accelerator="cpu",
         enable_progress_bar=False,

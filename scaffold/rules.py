@@ -39,6 +39,7 @@ ORDER = (
     "callbacks",
 )
 
+
 def processes(answers: Answers) -> int:
     """Number of training processes the answers ask for (devices × nodes)."""
     return int(answers["devices"]) * int(answers["num_nodes"])

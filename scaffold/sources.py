@@ -37,6 +37,7 @@ BUNDLED_SOURCE = bundled.BUNDLED_SOURCE
 ANSWERS_FILE = ".copier-answers.yml"
 # scaffold's own Jinja extensions: its code, so no more trust is needed to load them.
 SAFE_EXTENSIONS = ("scaffold.jinja_ext.",)
+ALIASES = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def parse(text: str | None, *, vcs_ref: str | None = None) -> Spec:
     ref = vcs_ref or at_ref
     registry = config.load()
     if is_url(base):
-        return Spec("git", base, ref, registry.is_trusted(base))
+        url = _expand_alias(base)
+        return Spec("git", url, ref, registry.is_trusted(url))
     path = Path(base).expanduser()
     if path.exists():
         return _local(path.resolve(), ref, registry)
@@ -117,10 +119,19 @@ def split_ref(text: str) -> tuple[str, str | None]:
 
 def is_url(text: str) -> bool:
     """Whether ``text`` names a remote git repository rather than a local path."""
-    if "://" in text or text.startswith(("gh:", "gl:")):
+    if "://" in text or text.startswith(tuple(ALIASES)):
         return True
     first = text.split("/", 1)[0]
     return "@" in first and ":" in first  # scp-like git@host:org/repo
+
+
+def _expand_alias(url: str) -> str:
+    """``gh:org/repo`` -> ``https://github.com/org/repo.git`` (copier's aliases)."""
+    for alias, host in ALIASES.items():
+        if url.startswith(alias):
+            rest = url.removeprefix(alias).lstrip("/")
+            return f"{host}{rest}" + ("" if rest.endswith(".git") else ".git")
+    return url
 
 
 def _local(path: Path, ref: str | None, registry: config.Config) -> Spec:

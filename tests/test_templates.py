@@ -20,6 +20,22 @@ from gitrepo import (
 )
 
 from scaffold import __version__
+from scaffold.sources import parse
+
+SOURCES = [
+    ("https://git.example.com/team/tpl.git", "https://git.example.com/team/tpl.git", None),
+    ("https://git.example.com/team/tpl.git@v2", "https://git.example.com/team/tpl.git", "v2"),
+    ("git@git.example.com:team/tpl.git", "git@git.example.com:team/tpl.git", None),
+    ("git@git.example.com:team/tpl.git@feature/x", "git@git.example.com:team/tpl.git", "feature/x"),
+    ("ssh://git@git.example.com/team/tpl.git", "ssh://git@git.example.com/team/tpl.git", None),
+    ("gh:team/tpl@v1.0.0", "https://github.com/team/tpl.git", "v1.0.0"),
+]
+
+
+@pytest.mark.parametrize(("text", "source", "ref"), SOURCES)
+def test_git_urls_and_refs(text, source, ref) -> None:
+    spec = parse(text)
+    assert (spec.kind, spec.source, spec.ref) == ("git", source, ref)
 
 
 def write_registry(text: str) -> Path:

@@ -16,11 +16,13 @@ from typing import Any
 from scaffold import git, sources
 from scaffold.errors import ScaffoldError
 from scaffold.project import (
+    Project,
     last_render,
     merged_answers,
     open_project,
     render_commit,
     require_clean,
+    template_spec,
 )
 from scaffold.render import read_answers
 from scaffold.sources import ANSWERS_FILE
@@ -62,7 +64,7 @@ def adopt(
         )
     answers = project.answers or {}
     recorded = answers.get("_commit")
-    spec = sources.parse(template or answers.get("_src_path"), vcs_ref=vcs_ref)
+    spec = template_spec(project, template, vcs_ref)
     warnings = []
     if spec.kind == "git" and vcs_ref is None and recorded and template is None:
         spec = sources.parse(spec.source, vcs_ref=str(recorded))
@@ -126,7 +128,7 @@ def check(path: Path) -> Checked:
     if not answers_path.is_file():
         raise ScaffoldError(f"{answers_path.parent} has no {ANSWERS_FILE}; is it a project?")
     answers = read_answers(answers_path)
-    spec = sources.parse(str(answers.get("_src_path") or sources.BUNDLED_SOURCE))
+    spec = template_spec(Project(answers_path.parent, answers), None, None)
     recorded = str(answers.get("_commit", ""))
     latest = sources.latest_version(spec)
     if not _newer(latest, recorded):

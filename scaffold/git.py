@@ -89,12 +89,20 @@ def git_path(repo: Path, name: str) -> Path:
 
 
 def status(repo: Path) -> list[str]:
-    """Tracked changes and untracked, non-ignored files, as ``git status --porcelain`` lines.
+    """The paths with tracked changes, and the untracked files git doesn't ignore.
 
     Ignored folders are not walked (no ``--ignored``): a 5 GB data/ costs nothing.
     """
     out = run(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all")
-    return [entry for entry in out.split("\0") if entry]
+    entries = iter(out.split("\0"))
+    paths = []
+    for entry in entries:
+        if not entry:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":
+            next(entries, None)  # a rename's source path follows its entry
+    return paths
 
 
 def operation_in_progress(repo: Path) -> str | None:

@@ -88,7 +88,7 @@ def require_clean(project: Project) -> None:
         )
     dirty = git.status(project.root)
     if dirty:
-        shown = ", ".join(entry[3:] for entry in dirty[:5])
+        shown = ", ".join(dirty[:5])
         more = f" and {len(dirty) - 5} more" if len(dirty) > 5 else ""
         raise ScaffoldError(
             f"{project.root} has uncommitted changes ({shown}{more}); scaffold never "
@@ -117,16 +117,25 @@ def last_render(project: Project) -> str:
     )
 
 
-def template_spec(
-    answers: dict[str, Any], template: str | None, vcs_ref: str | None
-) -> sources.Spec:
-    """The template to render: ``--template`` if given, else the one the answers record."""
-    recorded = answers.get("_src_path")
-    if template is None and recorded is None:
+def template_spec(project: Project, template: str | None, vcs_ref: str | None) -> sources.Spec:
+    """The template to render: ``--template`` if given, else the one the answers record.
+
+    A project without an answers file defaults to the bundled template. A
+    relative ``_src_path`` (written by copier itself) is relative to the project,
+    never to the folder scaffold runs in.
+    """
+    recorded = (project.answers or {}).get("_src_path")
+    if template is None and recorded is None and project.answers is not None:
         raise ScaffoldError(
             f"{ANSWERS_FILE} doesn't say which template made the project; pass --template"
         )
-    return sources.parse(template or str(recorded), vcs_ref=vcs_ref)
+    text = template
+    if text is None and recorded is not None:
+        text = str(recorded)
+        local = not sources.is_url(text) and not text.startswith("scaffold:")
+        if local and not Path(text).expanduser().is_absolute():
+            text = str((project.root / text).resolve())
+    return sources.parse(text, vcs_ref=vcs_ref)
 
 
 def merged_answers(

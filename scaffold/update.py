@@ -10,9 +10,10 @@ theirs = a new pristine render (the template now, the answers now), committed
 come from the same merge ``git merge`` then makes. git does rename detection
 (an answer-driven package rename carries the user's edits to the new path),
 conflict markers, unmerged index entries for IDE merge tools, and
-``git merge --abort``. scaffold adds one policy: a file the user deleted stays
-deleted even if the template changed it ("kept deleted"), unless
-``--restore-deleted`` asks for it back.
+``git merge --abort``. scaffold adds two policies: a file the user deleted
+stays deleted even if the template changed it ("kept deleted"), unless
+``--restore-deleted`` asks for it back; and the answers file, scaffold's record
+of the last render, is always the new render's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from scaffold.project import (
     require_clean,
     template_spec,
 )
+from scaffold.sources import ANSWERS_FILE
 
 RECORD = "scaffold-update.json"
 # Rename detection beyond git's defaults: a package rename moves every file,
@@ -123,7 +125,7 @@ def plan(
     require_clean(project)
     old = project.require_answers()
     base = last_render(project)
-    spec = template_spec(old, template, vcs_ref)
+    spec = template_spec(project, template, vcs_ref)
     with sources.fetch(spec, trust=trust) as fetched:
         answers = merged_answers(fetched, old, list(data))
         new, rendered = render_commit(
@@ -173,7 +175,12 @@ def _classify(found: Plan, stages: dict[str, set[int]], *, restore_deleted: bool
     base, ours = git.ls_tree(repo, found.base), git.ls_tree(repo, "HEAD")
     theirs, result = git.ls_tree(repo, found.new), git.ls_tree(repo, found.result)
     changes: dict[str, Change] = {}
+    if ours.get(ANSWERS_FILE) != theirs.get(ANSWERS_FILE):
+        # scaffold's record of the last render: always the new render's.
+        changes[ANSWERS_FILE] = Change("updated", ANSWERS_FILE)
     for name, present in stages.items():
+        if name == ANSWERS_FILE:
+            continue
         if 2 not in present:  # the user deleted it, the template changed it
             status = "restored" if restore_deleted else "kept deleted"
             changes[name] = Change(status, name, "you deleted it; the template changed it")
@@ -227,6 +234,8 @@ def apply(found: Plan) -> Outcome:
     if git.rev(repo, "MERGE_HEAD") is None:  # git refused before merging anything
         record.unlink()
         raise GitError(f"`git merge` failed in {repo}: {(merged.stderr or merged.stdout).strip()}")
+    if ANSWERS_FILE in found.paths("updated"):
+        git.run(repo, "checkout", found.new, "--", ANSWERS_FILE)
     for name in found.paths("kept deleted"):
         git.run(repo, "rm", "--quiet", "--force", "--", name)
     for name in found.paths("restored"):
@@ -309,10 +318,10 @@ def diff(found: Plan) -> str:
     """The diff the update makes to the project (conflicted files show their markers)."""
     if found.up_to_date:
         return ""
-    skip = [f":(exclude,literal){name}" for name in found.paths("kept deleted")]
-    return git.run(
-        found.project.root, *MERGE_CONFIG, "diff", "-M", "HEAD", found.result, "--", ".", *skip
-    )
+    repo = found.project.root
+    skip = [f":(exclude,literal){name}" for name in [ANSWERS_FILE, *found.paths("kept deleted")]]
+    answers = git.run(repo, "diff", "HEAD", found.new, "--", ANSWERS_FILE)
+    return answers + git.run(repo, *MERGE_CONFIG, "diff", "-M", "HEAD", found.result, "--", *skip)
 
 
 def conflict_help(outcome: Outcome) -> str:

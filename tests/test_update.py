@@ -167,6 +167,23 @@ def test_folder_template_not_in_git(tmp_path) -> None:
     assert_clean_merge(path)
 
 
+def test_relative_src_path_is_relative_to_the_project(tmp_path, monkeypatch) -> None:
+    folder = template_copy(tmp_path / "tpl")
+    assert invoke("new", tmp_path / "my-exp", "--defaults", "--template", folder).exit_code == 0
+    path = tmp_path / "my-exp"
+    answers_file = path / ".copier-answers.yml"
+    answers_file.write_text(answers_file.read_text().replace(str(folder), "../tpl"))
+    commit_all(path, "copier wrote a relative _src_path")
+    rng = folder / "project/src/{{package_name}}/engine/rng.py"
+    rng.write_text(rng.read_text().replace("Seeds and random-generator state", "Seeds (edited)"))
+    monkeypatch.chdir(tmp_path / "tpl" / "project")  # anywhere but the project's parent
+    assert invoke("check", path).exit_code == 1
+    result = invoke("update", path)
+    assert result.exit_code == 0, result.output
+    assert "Seeds (edited)" in (path / "src/my_exp/engine/rng.py").read_text()
+    assert answers(path)["_src_path"] == str(folder)
+
+
 # Scenario 4: changed answers add the code they need and remove what only the old ones needed.
 
 

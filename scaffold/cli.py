@@ -105,7 +105,7 @@ def _path_argument() -> Callable:
     )
 
 
-@main.command(cls=NewCommand)
+@main.command(cls=NewCommand, short_help="Create a new project in DEST.")
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option(
     "--defaults", is_flag=True, help="Don't ask: take the default of every question not given."
@@ -154,7 +154,7 @@ def new(
         click.echo(f"  {command}")
 
 
-@main.command()
+@main.command(short_help="Merge template changes and changed answers into a project.")
 @_path_argument()
 @_data_option("Change an answer (repeatable); the others are kept, new questions default.")
 @_template_options("Update from another template source than the one the project records.")
@@ -208,7 +208,7 @@ def update(
     click.echo(f"\nUpdated: merge commit {outcome.commit}.")
 
 
-@main.command()
+@main.command(short_help="Record a pristine render for a project that has none.")
 @_path_argument()
 @_data_option("An answer (repeatable); needed when the project has no answers file.")
 @_template_options("The template that made the project (default: the one it records).")
@@ -229,7 +229,7 @@ def adopt(path: Path, data: list, template: str | None, vcs_ref: str | None, tru
     )
 
 
-@main.command()
+@main.command(short_help="Exit 1 when a newer template version exists (for CI).")
 @_path_argument()
 def check(path: Path) -> None:
     """Exit 1 if a newer version of the project's template exists (for CI)."""
@@ -251,7 +251,7 @@ def diff(path: Path, stat: bool) -> None:
     click.echo(drift(path, stat=stat), nl=False)
 
 
-@main.command()
+@main.command(short_help="List the named templates and their versions.")
 def templates() -> None:
     """List the templates you can name with --template, and their versions."""
     from scaffold.registry import listing
@@ -265,7 +265,7 @@ def template() -> None:
     """Make and maintain team templates."""
 
 
-@template.command("init")
+@template.command("init", short_help="Start a team template from the bundled one.")
 @click.argument("dest", type=click.Path(path_type=Path))
 def template_init(dest: Path) -> None:
     """Start a team template in DEST from the bundled one (a git repository, ready to tag)."""

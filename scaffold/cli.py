@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,40 +72,206 @@ def main() -> None:
     """Start a deep-learning experiment: a standalone PyTorch project you own."""
 
 
-@main.command(cls=NewCommand)
+def _data_option(help_text: str) -> Callable:
+    return click.option(
+        "-d",
+        "--data",
+        "data",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_data_pair,
+        help=help_text,
+    )
+
+
+def _template_options(help_text: str) -> Callable:
+    def decorate(command: Callable) -> Callable:
+        command = click.option(
+            "--trust",
+            is_flag=True,
+            help="Allow the template's tasks, migrations and Jinja extensions (its code runs).",
+        )(command)
+        command = click.option(
+            "--vcs-ref", metavar="REF", help="A git template's tag, branch or commit."
+        )(command)
+        return click.option("--template", "template", metavar="SRC", help=help_text)(command)
+
+    return decorate
+
+
+def _path_argument() -> Callable:
+    return click.argument(
+        "path", type=click.Path(path_type=Path, file_okay=False), default=".", required=False
+    )
+
+
+@main.command(cls=NewCommand, short_help="Create a new project in DEST.")
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option(
     "--defaults", is_flag=True, help="Don't ask: take the default of every question not given."
 )
-@click.option(
-    "-d",
-    "--data",
-    "data",
-    multiple=True,
-    metavar="KEY=VALUE",
-    callback=_data_pair,
-    help="Answer a question up front (repeatable).",
-)
+@_data_option("Answer a question up front (repeatable).")
 @click.option(
     "--answers-file",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Answers from a YAML file (e.g. another project's .copier-answers.yml); -d answers win.",
 )
 @click.option("--no-git", is_flag=True, help="Don't git init and commit the new project.")
-def new(dest: Path, defaults: bool, data: list, answers_file: Path | None, no_git: bool) -> None:
+@_template_options(
+    "The template: a folder, a git URL or path (with @REF), or a name from templates.toml "
+    "(default: the bundled one)."
+)
+def new(
+    dest: Path,
+    defaults: bool,
+    data: list,
+    answers_file: Path | None,
+    no_git: bool,
+    template: str | None,
+    vcs_ref: str | None,
+    trust: bool,
+) -> None:
     """Create a new project in DEST (a folder that doesn't exist yet, or an empty one)."""
+    from scaffold import sources
     from scaffold.new import create, describe, load_answers_file, next_steps
-    from scaffold.template import bundled_template, parse_data
+    from scaffold.template import parse_data
 
+    spec = sources.parse(template, vcs_ref=vcs_ref)
     pairs = load_answers_file(answers_file) if answers_file else []
-    answers = parse_data(bundled_template(), pairs + data)
-    if not defaults and not sys.stdin.isatty():
-        raise AnswerError(
-            "no terminal to ask the questions in; pass --defaults (and -d KEY=VALUE "
-            "for the answers to change) to answer without one"
+    with sources.fetch(spec, trust=trust) as fetched:
+        answers = parse_data(fetched.path, pairs + data)
+        if not defaults and not sys.stdin.isatty():
+            raise AnswerError(
+                "no terminal to ask the questions in; pass --defaults (and -d KEY=VALUE "
+                "for the answers to change) to answer without one"
+            )
+        created = create(
+            dest, data=answers, defaults=defaults, use_git=not no_git, template=fetched
         )
-    created = create(dest, data=answers, defaults=defaults, use_git=not no_git)
     click.echo(describe(created))
     click.echo("\nNext:")
     for command in next_steps(created):
         click.echo(f"  {command}")
+
+
+@main.command(short_help="Merge template changes and changed answers into a project.")
+@_path_argument()
+@_data_option("Change an answer (repeatable); the others are kept, new questions default.")
+@_template_options("Update from another template source than the one the project records.")
+@click.option("--dry-run", is_flag=True, help="Print the summary and the diff; change nothing.")
+@click.option("--abort", "abort_", is_flag=True, help="Undo an update stopped on conflicts.")
+@click.option(
+    "--restore-deleted",
+    is_flag=True,
+    help="Bring back template files you deleted (by default they stay deleted).",
+)
+def update(
+    path: Path,
+    data: list,
+    template: str | None,
+    vcs_ref: str | None,
+    trust: bool,
+    dry_run: bool,
+    abort_: bool,
+    restore_deleted: bool,
+) -> None:
+    """Bring template changes (and changed answers) into the project at PATH, keeping your edits.
+
+    A git merge of a new pristine render: conflicts are ordinary git conflicts
+    (exit code 1); `scaffold update --abort` restores the state before the update.
+    """
+    from scaffold import update as updating
+
+    if abort_:
+        head = updating.abort(path)
+        click.echo(f"Update aborted; back at {head[:12]}, exactly as before.")
+        return
+    found = updating.plan(
+        path,
+        template=template,
+        vcs_ref=vcs_ref,
+        data=data,
+        trust=trust,
+        restore_deleted=restore_deleted,
+    )
+    click.echo(updating.summary(found))
+    if found.up_to_date:
+        return
+    if dry_run:
+        click.echo("\n" + updating.diff(found), nl=False)
+        click.echo("\nDry run: nothing was changed.")
+        return
+    outcome = updating.apply(found)
+    if outcome.conflicts:
+        click.echo("\n" + updating.conflict_help(outcome))
+        sys.exit(1)
+    click.echo(f"\nUpdated: merge commit {outcome.commit}.")
+
+
+@main.command(short_help="Record a pristine render for a project that has none.")
+@_path_argument()
+@_data_option("An answer (repeatable); needed when the project has no answers file.")
+@_template_options("The template that made the project (default: the one it records).")
+def adopt(path: Path, data: list, template: str | None, vcs_ref: str | None, trust: bool) -> None:
+    """Give an existing project at PATH a pristine render to update from.
+
+    For projects made with --no-git, whose history was squashed, or made without
+    scaffold. No file changes except the answers file.
+    """
+    from scaffold.adopt import adopt as adopting
+
+    adopted = adopting(path, template=template, vcs_ref=vcs_ref, data=data, trust=trust)
+    for warning in adopted.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(
+        f"Adopted {adopted.root} as a render of {adopted.source} {adopted.version} "
+        f"(merge commit {adopted.commit}); `scaffold update` works from here."
+    )
+
+
+@main.command(short_help="Exit 1 when a newer template version exists (for CI).")
+@_path_argument()
+def check(path: Path) -> None:
+    """Exit 1 if a newer version of the project's template exists (for CI)."""
+    from scaffold.adopt import check as checking
+
+    result = checking(path)
+    click.echo(result.message)
+    if result.outdated:
+        sys.exit(1)
+
+
+@main.command()
+@_path_argument()
+@click.option("--stat", is_flag=True, help="Only the changed files and line counts.")
+def diff(path: Path, stat: bool) -> None:
+    """Show how the project has drifted from its last pristine render."""
+    from scaffold.adopt import drift
+
+    click.echo(drift(path, stat=stat), nl=False)
+
+
+@main.command(short_help="List the named templates and their versions.")
+def templates() -> None:
+    """List the templates you can name with --template, and their versions."""
+    from scaffold.registry import listing
+
+    for row in listing():
+        click.echo(row)
+
+
+@main.group()
+def template() -> None:
+    """Make and maintain team templates."""
+
+
+@template.command("init", short_help="Start a team template from the bundled one.")
+@click.argument("dest", type=click.Path(path_type=Path))
+def template_init(dest: Path) -> None:
+    """Start a team template in DEST from the bundled one (a git repository, ready to tag)."""
+    from scaffold.template_init import init
+
+    made = init(dest)
+    click.echo(f"Created the template {made.path} (git commit {made.commit}). Next:")
+    for step in made.next_steps:
+        click.echo(f"  {step}")

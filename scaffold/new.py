@@ -18,11 +18,10 @@ from typing import Any
 
 import yaml
 
-from scaffold import git
-from scaffold.errors import AnswerError, DestinationError, ScaffoldError, TemplateError
-from scaffold.template import BUNDLED_SOURCE, bundled_template, bundled_version
-
-ANSWERS_FILE = ".copier-answers.yml"
+from scaffold import git, sources
+from scaffold.errors import AnswerError, DestinationError, ScaffoldError
+from scaffold.render import render
+from scaffold.sources import Template
 
 
 @dataclass(frozen=True)
@@ -86,21 +85,26 @@ def create(
     data: dict[str, Any],
     defaults: bool,
     use_git: bool = True,
+    template: Template | None = None,
 ) -> Created:
-    """Render the bundled template into ``dest``.
+    """Render a template (the bundled one unless given) into ``dest``.
 
     Args:
         dest: A folder that doesn't exist yet, or an empty one.
         data: Answers given up front (already checked by ``template.parse_data``).
         defaults: Take every other answer's default instead of asking.
-        use_git: ``git init`` and commit the pristine render.
+        use_git: ``git init`` and commit the pristine render, marked as such
+            (see :func:`scaffold.git.render_message`) for ``scaffold update``.
+        template: From :func:`scaffold.sources.fetch`; None for the bundled one.
 
     Raises:
         ScaffoldError: On bad input; nothing is written then.
     """
     dest = dest.expanduser().absolute()
     missing_parents = check_destination(dest)
-    template = bundled_template()
+    if template is None:
+        with sources.fetch(sources.parse(None)) as bundled:
+            return create(dest, data=data, defaults=defaults, use_git=use_git, template=bundled)
     if use_git and shutil.which("git") is None:
         raise ScaffoldError("git is not installed; install it, or pass --no-git")
     try:
@@ -115,14 +119,11 @@ def create(
     try:
         # Render into <staging>/<dest name>, so copier's folder-name default is right.
         target = staging / dest.name
-        answers = _render(template, target, data=data, defaults=defaults)
-        _finalize_answers(target / ANSWERS_FILE)
+        answers = render(template, target, data=data, defaults=defaults)
         files = sum(1 for p in target.rglob("*") if p.is_file())
         commit = None
         if use_git:
-            commit = git.init_and_commit(
-                target, f"Generate {answers['project_name']} with scaffold {bundled_version()}"
-            )
+            commit = git.init_and_commit(target, _first_message(answers, template))
         _move_into_place(target, dest)
     except BaseException:
         _remove(missing_parents)
@@ -137,52 +138,13 @@ def _remove(created_folders: list[Path]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _render(template: Path, target: Path, *, data: dict[str, Any], defaults: bool) -> dict:
-    import copier  # imported here: it is slow to import, and --help doesn't need it
-    from copier.errors import CopierAnswersInterrupt, CopierError, InteractiveSessionError
-
-    try:
-        worker = copier.run_copy(
-            str(template),
-            target,
-            data=data,
-            defaults=defaults,
-            # The bundled template's only "unsafe" feature is scaffold's own
-            # Jinja extension (the rules table); it runs no tasks.
-            unsafe=True,
-            quiet=True,
-            cleanup_on_error=False,
-        )
-    except (KeyboardInterrupt, CopierAnswersInterrupt):
-        raise ScaffoldError("interrupted; nothing was written") from None
-    except InteractiveSessionError:
-        raise AnswerError(
-            "no terminal to ask the questions in; pass --defaults (and -d KEY=VALUE "
-            "for the answers to change) to answer without one"
-        ) from None
-    except ValueError as error:  # copier's validators: scaffold's rules table
-        raise AnswerError(_copier_message(str(error))) from None
-    except CopierError as error:
-        raise TemplateError(f"the template failed to render: {error}") from None
-    combined = worker.answers.combined
-    return {k: v for k, v in combined.items() if not str(k).startswith("_")}
-
-
-def _copier_message(text: str) -> str:
-    """Unwrap copier's "Validation error for question 'x': <our message>"."""
-    for prefix in ("Validation error for question", "Invalid choice for"):
-        if text.startswith(prefix) and ": " in text:
-            return text.split(": ", 1)[1]
-    return text
-
-
-def _finalize_answers(path: Path) -> None:
-    """Record the template's identity without any path into this machine's virtualenv."""
-    answers = yaml.safe_load(path.read_text())
-    answers["_src_path"] = BUNDLED_SOURCE
-    answers["_commit"] = bundled_version()
-    header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
-    path.write_text(header + yaml.safe_dump(answers, sort_keys=True))
+def _first_message(answers: dict[str, Any], template: Template) -> str:
+    name = answers.get("project_name", "the project")
+    if template.source == sources.BUNDLED_SOURCE:
+        subject = f"Generate {name} with scaffold {template.version}"
+    else:
+        subject = f"Generate {name} from {template.source} {template.version}"
+    return git.render_message(subject, template.source, template.version)
 
 
 def _move_into_place(target: Path, dest: Path) -> None:
@@ -201,18 +163,19 @@ def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
         shown = created.path.relative_to(cwd)
     except ValueError:
         shown = created.path
-    package = created.answers["package_name"]
-    return [
-        f"cd {shown}",
-        'pip install -e ".[dev]"',
-        f"python -m {package} fit",
-    ]
+    steps = [f"cd {shown}", 'pip install -e ".[dev]"']
+    if package := created.answers.get("package_name"):  # a team template may not ask it
+        steps.append(f"python -m {package} fit")
+    return steps
 
 
 def describe(created: Created) -> str:
     """One line saying what was made."""
     a = created.answers
     git_part = f", git commit {created.commit}" if created.commit else ", no git"
+    if not {"project_name", "task", "hardware", "strategy", "precision", "logger"} <= set(a):
+        name = a.get("project_name", created.path.name)
+        return f"Created {name} in {created.path} ({created.files} files{git_part})"
     return (
         f"Created {a['project_name']} in {created.path}: {a['task'].replace('_', ' ')} on "
         f"{a['hardware']} ({a['strategy']}, {a['precision']}), logger {a['logger']} "

@@ -73,3 +73,15 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
     answers = yaml.safe_load((tmp_path / "exp" / ".copier-answers.yml").read_text())
     assert answers["_src_path"] == "scaffold:default"
     assert (tmp_path / "exp" / "src" / "exp" / "engine" / "trainer.py").is_file()
+
+    # Updates work from the wheel too: the base render is in the project's history.
+    for args in (["check"], ["update", "-d", "logger=csv"]):
+        done = subprocess.run(
+            [str(env_dir / "bin" / "scaffold"), *args],
+            cwd=tmp_path / "exp",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "csv" in (tmp_path / "exp" / ".copier-answers.yml").read_text()

@@ -1,0 +1,204 @@
+"""An existing project: its repository, its answers, and its pristine renders.
+
+A *pristine render* is a commit whose tree is exactly the template's output for
+the project's answers, marked with a ``Scaffold-Render:`` trailer. ``scaffold
+new`` makes the first one; every update adds one whose parent is the previous
+one and merges it into the user's branch. So the base of the next update is
+always in the project's own history: no old template needs to be on disk, in a
+wheel or in git, and a fresh clone can update as well as the original.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaffold import git, sources
+from scaffold.errors import AnswerError, ScaffoldError
+from scaffold.render import read_answers, render
+from scaffold.sources import ANSWERS_FILE, Template
+from scaffold.template import parse_data, questions
+
+ADOPT_HINT = "run `scaffold adopt` to record one (see docs/updating.md)"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project in a git repository, checked out at the repository's top.
+
+    Attributes:
+        root: The repository's top folder.
+        answers: The answers file's entries (None when it has none).
+    """
+
+    root: Path
+    answers: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        """The project's name, for messages."""
+        return str((self.answers or {}).get("project_name") or self.root.name)
+
+    def require_answers(self) -> dict[str, Any]:
+        """The answers, or a ScaffoldError that says how to adopt the project."""
+        if self.answers is None:
+            raise ScaffoldError(
+                f"{self.root} has no {ANSWERS_FILE}, so scaffold doesn't know which template "
+                "and answers made it; run `scaffold adopt --template SRC -d KEY=VALUE ...` "
+                "to record them"
+            )
+        return self.answers
+
+
+def open_project(path: Path) -> Project:
+    """The project at ``path`` (or the repository holding it).
+
+    Raises:
+        ScaffoldError: ``path`` is missing, not in git, or git has no commit yet.
+    """
+    path = path.expanduser().absolute()
+    if not path.is_dir():
+        raise ScaffoldError(f"{path} is not a folder; pass the project's folder")
+    root = git.toplevel(path)
+    if root is None:
+        raise ScaffoldError(
+            f"{path} is not in a git repository; scaffold updates by merging with git. "
+            "Make it one: `git init && git add -A && git commit -m 'Import'`, "
+            "then `scaffold adopt`"
+        )
+    if git.rev(root, "HEAD") is None:
+        raise ScaffoldError(f"{root} has no commit yet: `git add -A && git commit` first")
+    answers_path = root / ANSWERS_FILE
+    answers = read_answers(answers_path) if answers_path.is_file() else None
+    return Project(root, answers)
+
+
+def require_clean(project: Project) -> None:
+    """Refuse a tree with uncommitted work, or an unfinished merge or rebase.
+
+    Raises:
+        ScaffoldError: Naming the files, and saying "commit or stash first".
+    """
+    if operation := git.operation_in_progress(project.root):
+        raise ScaffoldError(
+            f"a {operation} is in progress in {project.root}; finish or abort it first"
+        )
+    dirty = git.status(project.root)
+    if dirty:
+        shown = ", ".join(dirty[:5])
+        more = f" and {len(dirty) - 5} more" if len(dirty) > 5 else ""
+        raise ScaffoldError(
+            f"{project.root} has uncommitted changes ({shown}{more}); scaffold never "
+            "risks uncommitted work: commit or stash them first (`git stash -u`)"
+        )
+
+
+def last_render(project: Project) -> str:
+    """The newest pristine-render commit reachable from HEAD.
+
+    Raises:
+        ScaffoldError: None is (history squashed, a shallow clone, ``--no-git``).
+    """
+    found = git.find_render(project.root)
+    if found:
+        return found
+    shallow = git.run(project.root, "rev-parse", "--is-shallow-repository").strip() == "true"
+    if shallow:
+        raise ScaffoldError(
+            f"{project.root} is a shallow clone, so its pristine render isn't here; "
+            "run `git fetch --unshallow` first"
+        )
+    raise ScaffoldError(
+        f"no pristine render of the template in {project.root}'s history (made with "
+        f"--no-git, or history squashed or rewritten); {ADOPT_HINT}"
+    )
+
+
+def template_spec(project: Project, template: str | None, vcs_ref: str | None) -> sources.Spec:
+    """The template to render: ``--template`` if given, else the one the answers record.
+
+    A project without an answers file defaults to the bundled template. A
+    relative ``_src_path`` (written by copier itself) is relative to the project,
+    never to the folder scaffold runs in.
+    """
+    recorded = (project.answers or {}).get("_src_path")
+    if template is None and recorded is None and project.answers is not None:
+        raise ScaffoldError(
+            f"{ANSWERS_FILE} doesn't say which template made the project; pass --template"
+        )
+    text = template
+    if text is None and recorded is not None:
+        text = str(recorded)
+        local = not sources.is_url(text) and not text.startswith("scaffold:")
+        if local and not Path(text).expanduser().is_absolute():
+            text = str((project.root / text).resolve())
+    return sources.parse(text, vcs_ref=vcs_ref)
+
+
+def merged_answers(
+    template: Template, old: dict[str, Any], pairs: list[tuple[str, Any]]
+) -> dict[str, Any]:
+    """The old answers the template still asks, updated by ``-d`` pairs.
+
+    Questions the template added take their defaults when rendered.
+
+    Raises:
+        AnswerError: A ``-d`` answer that is unknown or invalid.
+    """
+    known = questions(template.path)
+    kept = {
+        key: value
+        for key, value in old.items()
+        if key in known and not known[key].computed and not key.startswith("_")
+    }
+    return {**kept, **parse_data(template.path, pairs)}
+
+
+def answer_changes(template: Template, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"logger: tensorboard -> wandb"`` for every answer that changes."""
+    known = questions(template.path)
+    asked = {name for name, question in known.items() if not question.computed}
+    lines = []
+    for key in sorted(asked | {key for key in old if not key.startswith("_")}):
+        if key in known and known[key].computed:
+            continue
+        if key not in known and key in old:
+            lines.append(f"{key}: {old[key]!r} (no longer asked)")
+        elif key not in old:
+            lines.append(f"{key}: {new[key]!r} (new question)")
+        elif old[key] != new.get(key):
+            lines.append(f"{key}: {old[key]!r} -> {new[key]!r}")
+    return lines
+
+
+def render_commit(
+    project: Project,
+    template: Template,
+    data: dict[str, Any],
+    *,
+    parents: list[str],
+    subject: str,
+) -> tuple[str, dict[str, Any]]:
+    """Render ``template`` outside the project and commit the result as a pristine render.
+
+    Nothing in the project's work tree, index or refs changes: the commit is an
+    object until something refers to it.
+
+    Returns:
+        The commit's hash and the answers it was rendered with.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="scaffold-render-"))
+    try:
+        target = tmp / project.root.name
+        try:
+            answers = render(template, target, data=data, defaults=True)
+        except AnswerError as error:
+            raise AnswerError(f"{error.message} (with the project's answers and -d)") from None
+        message = git.render_message(subject, template.source, template.version)
+        commit = git.commit_folder(project.root, target, parents=parents, message=message)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return commit, answers

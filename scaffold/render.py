@@ -1,0 +1,130 @@
+"""Render a template with copier into a fresh folder: the one place scaffold calls copier.
+
+``scaffold new``, ``scaffold update`` and ``scaffold adopt`` all render the
+same way, so an old render and a new one differ only by what the template and
+the answers changed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaffold.errors import AnswerError, ScaffoldError, TemplateError
+from scaffold.sources import ANSWERS_FILE, Template
+
+
+def render(
+    template: Template, target: Path, *, data: dict[str, Any], defaults: bool
+) -> dict[str, Any]:
+    """Render ``template`` into ``target`` (a folder that doesn't exist yet).
+
+    The answers file is finalised to record ``template.source`` and
+    ``template.version``. Only ``target`` may appear in its parent folder: a
+    template that writes anything beside it is refused.
+
+    Args:
+        template: From :func:`scaffold.sources.fetch` (already checked for trust).
+        target: Where to render; its name is copier's ``_folder_name``.
+        data: Answers given up front.
+        defaults: Take every other answer's default instead of asking.
+
+    Returns:
+        The answers, without copier's ``_`` entries.
+
+    Raises:
+        AnswerError: An answer the template's validators reject.
+        TemplateError: The template failed, or wrote outside ``target``.
+    """
+    import copier  # imported here: it is slow to import, and --help doesn't need it
+    from copier.errors import (
+        CopierAnswersInterrupt,
+        CopierError,
+        ForbiddenPathError,
+        InteractiveSessionError,
+        UnsafeTemplateError,
+    )
+
+    before = set(target.parent.iterdir())
+    try:
+        worker = copier.run_copy(
+            str(template.path),
+            target,
+            data=data,
+            defaults=defaults,
+            # sources.fetch refused untrusted templates that run code; what is
+            # left may load scaffold's own Jinja extension (the rules table).
+            unsafe=True,
+            quiet=True,
+            cleanup_on_error=False,
+        )
+    except (KeyboardInterrupt, CopierAnswersInterrupt):
+        raise ScaffoldError("interrupted; nothing was written") from None
+    except InteractiveSessionError:
+        raise AnswerError(
+            "no terminal to ask the questions in; pass --defaults (and -d KEY=VALUE "
+            "for the answers to change) to answer without one"
+        ) from None
+    except ForbiddenPathError as error:
+        raise TemplateError(
+            f"the template {template.source} tried to write outside the project ({error}); "
+            "scaffold refuses paths with '..' or absolute paths"
+        ) from None
+    except UnsafeTemplateError as error:
+        raise TemplateError(f"the template {template.source}: {error}; pass --trust") from None
+    except ValueError as error:  # copier's validators: scaffold's rules table
+        raise AnswerError(_copier_message(str(error))) from None
+    except CopierError as error:
+        raise TemplateError(f"the template failed to render: {error}") from None
+    strays = set(target.parent.iterdir()) - before - {target}
+    if strays:
+        for stray in strays:
+            if stray.is_dir() and not stray.is_symlink():
+                shutil.rmtree(stray, ignore_errors=True)
+            else:
+                stray.unlink()
+        raise TemplateError(
+            f"the template {template.source} wrote outside the project "
+            f"({', '.join(sorted(p.name for p in strays))}); refused"
+        )
+    finalize_answers(target / ANSWERS_FILE, template)
+    combined = worker.answers.combined
+    return {k: v for k, v in combined.items() if not str(k).startswith("_")}
+
+
+def _copier_message(text: str) -> str:
+    """Unwrap copier's "Validation error for question 'x': <our message>"."""
+    for prefix in ("Validation error for question", "Invalid choice for"):
+        if text.startswith(prefix) and ": " in text:
+            return text.split(": ", 1)[1]
+    return text
+
+
+def finalize_answers(path: Path, template: Template) -> None:
+    """Record the template's identity, never a temporary or virtualenv path."""
+    if not path.is_file():
+        raise TemplateError(
+            f"the template {template.source} wrote no {ANSWERS_FILE}; add the file "
+            "`{{_copier_conf.answers_file}}.jinja` containing `{{ _copier_answers|to_nice_yaml }}`"
+        )
+    answers = yaml.safe_load(path.read_text())
+    answers["_src_path"] = template.source
+    answers["_commit"] = template.version
+    header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
+    path.write_text(header + yaml.safe_dump(answers, sort_keys=True))
+
+
+def read_answers(path: Path) -> dict[str, Any]:
+    """The answers file of a project (every entry, ``_src_path`` and ``_commit`` included)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ScaffoldError(f"can't read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ScaffoldError(f"{path} is not valid YAML ({error}); restore it from git") from None
+    if not isinstance(data, dict):
+        raise ScaffoldError(f"{path} is not a mapping of answers; restore it from git")
+    return data

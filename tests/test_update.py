@@ -242,8 +242,8 @@ def test_package_rename_carries_edits_and_added_files(project) -> None:
 def test_deleted_added_and_ignored_files(project) -> None:
     (project / "tests/test_fit.py").unlink()  # the logger change edits it
     (project / "tests/test_model.py").unlink()  # the logger change leaves it alone
-    (project / "scripts").mkdir()
-    (project / "scripts/sweep.sh").write_text("echo sweep\n")
+    (project / "tools").mkdir()
+    (project / "tools/sweep.sh").write_text("echo sweep\n")
     commit_all(project)
     # Run outputs, as FIFOs: anything that opened one to read or hash it would hang.
     for name in ("data/train.bin", "runs/version_0/fifo", "last.ckpt"):
@@ -261,7 +261,7 @@ def test_deleted_added_and_ignored_files(project) -> None:
     assert "kept deleted  tests/test_fit.py" in result.stdout
     assert not (project / "tests/test_fit.py").exists()
     assert not (project / "tests/test_model.py").exists()
-    assert (project / "scripts/sweep.sh").read_text() == "echo sweep\n"
+    assert (project / "tools/sweep.sh").read_text() == "echo sweep\n"
     assert all((project / n).is_fifo() for n in ("data/train.bin", "runs/version_0/fifo"))
     assert_clean_merge(project)
 

@@ -143,7 +143,8 @@ def merged_answers(
 ) -> dict[str, Any]:
     """The old answers the template still asks, updated by ``-d`` pairs.
 
-    Questions the template added take their defaults when rendered.
+    Questions the template added take their defaults when rendered; kept
+    answers to questions the new answers don't ask are dropped.
 
     Raises:
         AnswerError: A ``-d`` answer that is unknown or invalid.
@@ -154,7 +155,11 @@ def merged_answers(
         for key, value in old.items()
         if key in known and not known[key].computed and not key.startswith("_")
     }
-    return {**kept, **parse_data(template.path, pairs)}
+    given = parse_data(template.path, pairs)
+    merged = {**kept, **given}
+    # A kept answer whose question the new answers no longer ask (deepspeed_stage
+    # after -d strategy=ddp) goes, as copier would not ask it.
+    return {key: value for key, value in merged.items() if key in given or known[key].asked(merged)}
 
 
 def answer_changes(template: Template, old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -34,6 +34,7 @@ ORDER = (
     "devices",
     "num_nodes",
     "strategy",
+    "deepspeed_stage",
     "precision",
     "logger",
     "callbacks",
@@ -54,18 +55,15 @@ class Rule:
         broken: True when the answers break the rule.
         message: ``str.format`` template over the answers; names the answers
             involved and the fix.
-        not_yet: The combination is valid, but this release cannot generate it.
     """
 
     question: str
     broken: Callable[[Answers], bool]
     message: str
-    not_yet: bool = False
 
     def explain(self, answers: Answers) -> str:
         """The rule's message for these answers."""
-        text = self.message.format(processes=_safe_processes(answers), **answers)
-        return f"not yet supported: {text}" if self.not_yet else text
+        return self.message.format(processes=_safe_processes(answers), **answers)
 
 
 def _safe_processes(answers: Answers) -> int | str:
@@ -128,6 +126,12 @@ RULES: tuple[Rule, ...] = (
         "or devices=1 and num_nodes=1",
     ),
     Rule(
+        "deepspeed_stage",
+        lambda a: a.get("deepspeed_stage") is not None and a["strategy"] != "deepspeed",
+        "deepspeed_stage={deepspeed_stage} is for strategy=deepspeed, but strategy={strategy}; "
+        "drop deepspeed_stage, or use strategy=deepspeed",
+    ),
+    Rule(
         "precision",
         lambda a: a["hardware"] == "tpu" and a["precision"] in {"16-mixed", "16-true"},
         "precision={precision} is not supported on hardware=tpu (TPUs compute "
@@ -145,22 +149,18 @@ RULES: tuple[Rule, ...] = (
         "precision=64-true is not supported with strategy={strategy}; "
         "use precision=32-true, or strategy=ddp",
     ),
-    # What this release of the bundled template cannot generate yet. These are
-    # valid combinations; they are refused rather than rendered half-working.
+    Rule(
+        "precision",
+        lambda a: a["strategy"] == "deepspeed" and a["precision"] in {"16-true", "bf16-true"},
+        "precision={precision} is not how strategy=deepspeed trains: DeepSpeed keeps "
+        "float32 master weights beside the half-precision ones, which is "
+        "precision=16-mixed or bf16-mixed here; use one of those",
+    ),
     Rule(
         "callbacks",
         lambda a: "swa" in a.get("callbacks", ()) and a["strategy"] in {"fsdp", "deepspeed"},
         "callbacks=swa (StochasticWeightAveraging) keeps a full copy of the model, "
         "which strategy={strategy} shards; drop swa from the callbacks, or use strategy=ddp",
-    ),
-    # What this release of the bundled template cannot generate yet. These are
-    # valid combinations; they are refused rather than rendered half-working.
-    Rule(
-        "strategy",
-        lambda a: a["strategy"] == "deepspeed",
-        "strategy=deepspeed (DeepSpeed comes in a later scaffold release); "
-        "use strategy=fsdp for sharded training",
-        not_yet=True,
     ),
 )
 
@@ -195,13 +195,11 @@ def why_invalid(question: str, answers: Answers) -> str:
     return ""
 
 
-def check(answers: Answers, *, supported_only: bool = True) -> str:
+def check(answers: Answers) -> str:
     """Check a complete set of answers, in question order.
 
     Args:
         answers: Answers to every question in :data:`ORDER` that rules use.
-        supported_only: Also refuse valid combinations this release can't
-            generate yet (the ``not_yet`` rules).
 
     Returns:
         The message of the first broken rule, or ``""`` when all hold.
@@ -211,7 +209,7 @@ def check(answers: Answers, *, supported_only: bool = True) -> str:
             if message := package_name_problem(answers[question]):
                 return message
         for rule in RULES:
-            if rule.question != question or (rule.not_yet and not supported_only):
+            if rule.question != question:
                 continue
             if rule.broken(answers):
                 return rule.explain(answers)

@@ -49,6 +49,8 @@ class Question:
         default: The default as written in copier.yml (may be Jinja).
         choices: ``(label, value)`` pairs; empty for free-form answers.
         computed: True for ``when: false`` values that are derived, never asked.
+        when: copier's ``when`` for a question asked only after some answers
+            (a Jinja expression); empty when always asked.
     """
 
     name: str
@@ -58,6 +60,21 @@ class Question:
     choices: tuple[tuple[str, Any], ...] = field(default=())
     computed: bool = False
     multiselect: bool = False
+    when: str = ""
+
+    def asked(self, answers: dict[str, Any]) -> bool:
+        """Whether copier asks this question after ``answers`` (its ``when``)."""
+        if self.computed:
+            return False
+        if not self.when:
+            return True
+        import jinja2
+
+        try:
+            rendered = jinja2.Environment().from_string(self.when).render(**answers)
+        except jinja2.TemplateError:
+            return True  # an expression over answers not given yet: copier decides
+        return rendered.strip().lower() not in ("", "false", "no", "0", "none", "off")
 
     @property
     def values(self) -> list[Any]:
@@ -140,8 +157,14 @@ def _questions(template: Path) -> dict[str, Question]:
             choices=_choices(spec.get("choices")),
             computed=str(spec.get("when", "true")).lower() == "false",
             multiselect=bool(spec.get("multiselect", False)),
+            when=_condition(spec.get("when")),
         )
     return result
+
+
+def _condition(when: Any) -> str:
+    """A ``when`` that depends on answers (a Jinja expression), or ``""``."""
+    return when if isinstance(when, str) and "{" in when else ""
 
 
 def _choices(raw: Any) -> tuple[tuple[str, Any], ...]:

@@ -15,6 +15,7 @@ VARIED = (
     "devices",
     "num_nodes",
     "strategy",
+    "deepspeed_stage",
     "precision",
     "logger",
     "callbacks",
@@ -35,15 +36,24 @@ CALLBACK_SETS = [
 def _values(name: str) -> list:
     if name == "callbacks":
         return CALLBACK_SETS
+    if name == "deepspeed_stage":
+        # Asked only for strategy=deepspeed: None stands for "not asked".
+        return [None, *questions(bundled_template())[name].values]
     question = questions(bundled_template())[name]
     return question.values or COUNTS[name]
 
 
 def as_answers(combo: dict) -> dict:
-    """The combination as scaffold answers (callbacks, when given, as a list)."""
-    if "callbacks" not in combo:
-        return combo
-    return {**combo, "callbacks": list(combo["callbacks"])}
+    """The combination as scaffold answers (callbacks, when given, as a list).
+
+    ``deepspeed_stage`` is left out unless the strategy asks it.
+    """
+    answers = dict(combo)
+    if answers.get("deepspeed_stage", 0) is None:
+        del answers["deepspeed_stage"]
+    if "callbacks" in answers:
+        answers["callbacks"] = list(answers["callbacks"])
+    return answers
 
 
 def all_valid() -> list[dict]:
@@ -51,6 +61,8 @@ def all_valid() -> list[dict]:
     combos = []
     for values in itertools.product(*(_values(name) for name in VARIED)):
         answers = dict(zip(VARIED, values, strict=True))
+        if (answers["strategy"] == "deepspeed") != (answers["deepspeed_stage"] is not None):
+            continue  # the stage is asked for deepspeed, and only for it
         if not rules.check(answers):
             combos.append(answers)
     return combos
@@ -58,12 +70,22 @@ def all_valid() -> list[dict]:
 
 # The answers that decide how the loop runs: every valid triple of them is
 # covered, not just every pair (hardware x strategy x precision).
-ENGINE = ("hardware", "strategy", "precision")
+ENGINE = ("hardware", "strategy", "deepspeed_stage", "precision")
 
 
-def _pairs(answers: dict) -> Iterator[tuple]:
+# The ZeRO stage changes only the strategy's internals: it is paired with the
+# answers that reach them (precision and the process counts), not with the
+# task, logger or callbacks, which strategy=deepspeed is paired with already.
+STAGE_PAIRS = {"hardware", "devices", "num_nodes", "strategy", "precision"}
+
+
+def pairs_of(answers: dict) -> Iterator[tuple]:
+    """The pairs (and the engine triple) a combination covers."""
     items = sorted((k, answers[k]) for k in VARIED)
-    yield from itertools.combinations(items, 2)
+    for pair in itertools.combinations(items, 2):
+        names = {pair[0][0], pair[1][0]}
+        if "deepspeed_stage" not in names or names - {"deepspeed_stage"} <= STAGE_PAIRS:
+            yield pair
     yield tuple((k, answers[k]) for k in ENGINE)
 
 
@@ -73,17 +95,17 @@ def pairwise() -> list[dict]:
     And every valid hardware x strategy x precision triple.
     """
     candidates = all_valid()
-    uncovered = {pair for combo in candidates for pair in _pairs(combo)}
+    uncovered = {pair for combo in candidates for pair in pairs_of(combo)}
     chosen = []
     while uncovered:
-        best = max(candidates, key=lambda c: len(uncovered.intersection(_pairs(c))))
+        best = max(candidates, key=lambda c: len(uncovered.intersection(pairs_of(c))))
         chosen.append(best)
-        uncovered.difference_update(_pairs(best))
+        uncovered.difference_update(pairs_of(best))
     return chosen
 
 
 def label(answers: dict) -> str:
     """A short test id."""
     names = {(): "no-callbacks", CALLBACK_SETS[2]: "all-callbacks", CALLBACK_SETS[3]: "no-swa"}
-    parts = [str(answers[k]) for k in VARIED[:-1]]
+    parts = [str(answers[k]) for k in VARIED[:-1] if answers[k] is not None]
     return "-".join([*parts, names.get(tuple(answers["callbacks"]), "default-callbacks")])

@@ -134,6 +134,29 @@ def test_callbacks_are_a_multiselect_answer(tmp_path: Path) -> None:
     assert not (tmp_path / "q" / "src" / "q" / "engine" / "callbacks.py").exists()
 
 
+def test_deepspeed_stage_is_asked_for_deepspeed_only(tmp_path: Path) -> None:
+    result = invoke(
+        "new",
+        str(tmp_path / "z3"),
+        "--defaults",
+        *("-d", "hardware=cuda", "-d", "devices=4", "-d", "strategy=deepspeed"),
+        *("-d", "deepspeed_stage=3"),
+    )
+    assert result.exit_code == 0, result.output
+    assert 'pip install -e ".[dev,deepspeed]"' in result.output  # its optional dependency
+    answers = yaml.safe_load((tmp_path / "z3" / ".copier-answers.yml").read_text())
+    assert (answers["strategy"], answers["deepspeed_stage"]) == ("deepspeed", 3)
+    config = yaml.safe_load((tmp_path / "z3" / "configs" / "default.yaml").read_text())
+    assert config["strategy"]["stage"] == 3
+    assert '"deepspeed>=' in (tmp_path / "z3" / "pyproject.toml").read_text()
+
+    result = invoke("new", str(tmp_path / "ddp"), "--defaults", "-d", "devices=2")
+    assert result.exit_code == 0, result.output
+    answers = yaml.safe_load((tmp_path / "ddp" / ".copier-answers.yml").read_text())
+    assert answers["strategy"] == "ddp" and "deepspeed_stage" not in answers
+    assert "deepspeed" not in (tmp_path / "ddp" / "pyproject.toml").read_text()
+
+
 def test_no_git(tmp_path: Path) -> None:
     result = invoke("new", str(tmp_path / "p"), "--defaults", "--no-git")
     assert result.exit_code == 0, result.output
@@ -190,7 +213,15 @@ BAD_ANSWERS = [
         ["-d", "devices=2", "-d", "strategy=fsdp", "-d", "callbacks=swa"],
         "callbacks=swa (StochasticWeightAveraging) keeps a full copy of the model",
     ),
-    (["-d", "hardware=cuda", "-d", "strategy=deepspeed"], "not yet supported: strategy=deepspeed"),
+    (
+        ["-d", "hardware=cuda", "-d", "strategy=deepspeed", "-d", "precision=bf16-true"],
+        "precision=bf16-true is not how strategy=deepspeed trains",
+    ),
+    (["-d", "deepspeed_stage=1"], "deepspeed_stage=1 is not a choice; choose one of 2, 3"),
+    (
+        ["-d", "devices=2", "-d", "deepspeed_stage=3"],
+        "deepspeed_stage=3 is for strategy=deepspeed, but strategy=ddp",
+    ),
     (["-d", "callbacks=early_stoping"], "did you mean 'early_stopping'?"),
 ]
 

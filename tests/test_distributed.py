@@ -1,4 +1,4 @@
-"""DDP and FSDP for real on this CPU machine: torchrun, two processes, gloo.
+"""DDP, FSDP and DeepSpeed for real on this CPU machine: torchrun, two processes, gloo.
 
 Each test renders a project (tabular regression, no dropout, so the maths is
 the same on every rank), trains it with ``tests/helpers/train_ranks.py`` under
@@ -11,6 +11,10 @@ real ``torchrun`` agents, and compares the weights every rank ends with:
   train to the same result as one agent with two processes.
 * FSDP2: trains to the same weights, writes a sharded checkpoint folder,
   resumes exactly from it, and ``export`` gathers it into the plain model.
+* DeepSpeed ZeRO-2 and ZeRO-3 (DeepSpeed's CPU accelerator): with gradient
+  accumulation (a short last window) and norm clipping, trains to the weights
+  of one plain process, resumes exactly from its checkpoint folder mid-epoch,
+  and ``export`` gathers the folder into the plain model.
 """
 
 from __future__ import annotations
@@ -236,12 +240,18 @@ def test_fsdp_trains_saves_shards_resumes_and_exports(
     _assert_same(resumed[0], straight[0], exact=True)
 
     # export: one process, no torchrun, gathers the shards into model.py's network.
+    _assert_export_loads_into_the_plain_model(fsdp_project, checkpoint, stopped[0], tmp_path)
+
+
+def _assert_export_loads_into_the_plain_model(
+    project: Path, checkpoint: Path, trained: dict, tmp_path: Path
+) -> None:
     output = tmp_path / "model.pt"
     exported = subprocess.run(
         [sys.executable, "-m", "exp", "export", "--ckpt_path", str(checkpoint)]
         + ["--output", str(output), "--model.dropout", "0.0"],
         cwd=tmp_path,
-        env=_env(fsdp_project),
+        env=_env(project),
         capture_output=True,
         text=True,
         timeout=300,
@@ -249,13 +259,73 @@ def test_fsdp_trains_saves_shards_resumes_and_exports(
     )
     assert exported.returncode == 0, exported.stderr[-3000:]
     weights = torch.load(output, weights_only=True)
-    expected = {k.removeprefix("model."): v for k, v in stopped[0].items()}
+    expected = {k.removeprefix("model."): v for k, v in trained.items()}
     _assert_same(weights, expected, exact=True)
     code = (
         "import sys, torch; from exp.model import MLP; net = MLP(16, 1, dropout=0.0); "
         f"net.load_state_dict(torch.load({str(output)!r}, weights_only=True)); print('ok')"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", code], env=_env(fsdp_project), capture_output=True, text=True
+        [sys.executable, "-c", code], env=_env(project), capture_output=True, text=True
     )
     assert loaded.stdout.strip() == "ok", loaded.stderr[-3000:]
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["zero2", "zero3"])
+def deepspeed_project(request, tmp_path_factory) -> Path:
+    pytest.importorskip("deepspeed", reason="needs deepspeed (in scaffold's dev dependencies)")
+    dest = tmp_path_factory.mktemp(f"zero{request.param}") / "exp"
+    answers = {**ANSWERS, "hardware": "cuda", "devices": 2, "callbacks": []}
+    return make_project(dest, **answers, strategy="deepspeed", deepspeed_stage=request.param).path
+
+
+def test_deepspeed_trains_resumes_mid_epoch_and_exports(
+    deepspeed_project: Path, ddp_project: Path, tmp_path: Path
+) -> None:
+    # 64 samples, 8 per rank per batch: 4 batches an epoch, windows of 3 and a
+    # short 1, so 2 optimizer steps an epoch; step 3 is in the middle of epoch 1.
+    common = {"devices": 2, "batch_size": 8, "max_epochs": 3, "accumulate_grad_batches": 3}
+    common["gradient_clip_val"] = 0.05
+    straight = _torchrun(
+        deepspeed_project, tmp_path / "straight", TWO_PROCESSES, **common, max_steps=6
+    )
+    _assert_same(straight[0], straight[1], exact=True)
+    single = _one_process(
+        ddp_project,
+        tmp_path / "one",
+        devices=1,
+        batch_size=16,
+        max_steps=6,
+        accumulate_grad_batches=3,
+        gradient_clip_val=0.05,
+    )
+    _assert_same(straight[0], single, exact=False)  # DeepSpeed's step is the plain maths
+
+    checkpoint = tmp_path / "stopped.ckpt"
+    stopped = _torchrun(
+        deepspeed_project,
+        tmp_path / "stop",
+        TWO_PROCESSES,
+        **common,
+        max_steps=3,
+        save=str(checkpoint),
+    )
+    # A folder: DeepSpeed's files (one optimizer shard per rank), plus the loop state.
+    assert len(list((checkpoint / "deepspeed").glob("*optim_states.pt"))) == 2
+    trainer_state = torch.load(checkpoint / "trainer.ckpt", weights_only=True)
+    assert trainer_state["global_step"] == 3 and len(trainer_state["rng"]) == 2
+    assert trainer_state["loops"]["batches_done"] == 3  # mid-epoch
+
+    resumed = _torchrun(
+        deepspeed_project,
+        tmp_path / "resumed",
+        TWO_PROCESSES,
+        **common,
+        max_steps=6,
+        ckpt_path=str(checkpoint),
+    )
+    _assert_same(resumed[0], straight[0], exact=True)
+    _assert_same(resumed[1], straight[1], exact=True)
+
+    # export: one process, no torchrun, gathers the partitions into model.py's network.
+    _assert_export_loads_into_the_plain_model(deepspeed_project, checkpoint, stopped[0], tmp_path)

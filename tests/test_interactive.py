@@ -99,3 +99,24 @@ def test_interactive_strategy_choices_follow_the_device_count(tmp_path: Path) ->
     term.child.sendcontrol("c")
     term.finish()
     assert not (tmp_path / "exp").exists()  # interrupted: nothing written
+
+
+def test_interactive_deepspeed_asks_its_stage(tmp_path: Path) -> None:
+    dest = tmp_path / "zero"
+    term = Terminal("new", str(dest))
+    for prompt in ("Project name", "Python package name", "What the model learns"):
+        term.answer(prompt, ENTER)
+    term.answer("Where it trains", DOWN + ENTER)  # cuda
+    term.answer("Devices", BACKSPACE * 3 + "2" + ENTER)
+    term.answer("Number of machines", ENTER)
+    term.answer("How training is distributed", DOWN * 2 + ENTER)  # ddp is offered first
+    term.answer("DeepSpeed ZeRO stage", DOWN + ENTER)  # 3
+    term.expect("Numeric precision")
+    term.expect("precision=bf16-true is not how strategy=deepspeed trains")
+    term.child.send(ENTER)  # 32-true
+    term.answer("Where metrics go", ENTER)
+    term.answer("Callbacks to include", ENTER)
+    assert term.finish() == 0, term.screen
+    assert 'pip install -e ".[dev,deepspeed]"' in term.screen
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert (answers["strategy"], answers["deepspeed_stage"]) == ("deepspeed", 3)

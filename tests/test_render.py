@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_project, ruff, run_project_tests
-from matrix import CALLBACKS, ENGINE, all_valid, as_answers, label, pairwise
+from matrix import CALLBACKS, VARIED, all_valid, as_answers, label, pairs_of, pairwise
 
 from scaffold import rules
 from scaffold.new import create
@@ -27,7 +27,7 @@ ALL = all_valid()
 # the most callbacks it allows (the most code); the tasks, which only change
 # model/module/data, with each strategy; every subset of callbacks with the
 # other answers at their defaults.
-SHAPING = ("hardware", "devices", "num_nodes", "strategy", "precision", "logger")
+SHAPING = tuple(name for name in VARIED if name not in ("task", "callbacks"))
 MOST_CALLBACKS = {
     tuple(c[k] for k in SHAPING): c
     for c in sorted(ALL, key=lambda c: len(c["callbacks"]))  # the longest list wins
@@ -65,13 +65,12 @@ def _assert_own_tests_pass(project: Path) -> None:
 
 
 def test_the_pairwise_set_covers_every_valid_pair() -> None:
-    pairs = lambda combo: {  # noqa: E731
-        (a, combo[a], b, combo[b]) for a in combo for b in combo if a < b
-    }
-    triple = lambda combo: {tuple(combo[k] for k in ENGINE)}  # noqa: E731
-    needed = set().union(*(pairs(c) | triple(c) for c in ALL))
-    covered = set().union(*(pairs(c) | triple(c) for c in PAIRWISE))
+    needed = {pair for combo in ALL for pair in pairs_of(combo)}
+    covered = {pair for combo in PAIRWISE for pair in pairs_of(combo)}
     assert needed == covered
+    # Every pair of task, hardware, strategy, precision, logger and callbacks.
+    assert (("precision", "16-mixed"), ("strategy", "deepspeed")) in covered
+    assert (("logger", "wandb"), ("task", "language_model")) in covered
     assert len(PAIRWISE) < len(ALL) / 50
 
 

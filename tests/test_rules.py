@@ -68,7 +68,7 @@ def every_combination():
     ],
 )
 def test_invalid_combinations_name_both_answers_and_the_fix(given, names, fix) -> None:
-    message = rules.check(answers(**given), supported_only=False)
+    message = rules.check(answers(**given))
     assert message, given
     for name in names:
         assert name in message
@@ -79,15 +79,12 @@ def test_invalid_combinations_name_both_answers_and_the_fix(given, names, fix) -
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_multi_process_cpu_and_cuda_training_is_valid(hardware, strategy) -> None:
     # gloo runs DDP/FSDP on CPU processes: how people debug distributed code on a laptop.
-    assert (
-        rules.check(answers(hardware=hardware, devices=2, strategy=strategy), supported_only=False)
-        == ""
-    )
+    assert rules.check(answers(hardware=hardware, devices=2, strategy=strategy)) == ""
 
 
 def test_every_broken_rule_names_its_own_answer_and_another() -> None:
     for combo in every_combination():
-        message = rules.check(combo, supported_only=False)
+        message = rules.check(combo)
         if not message:
             continue
         named = set(re.findall(r"\b([a-z_]+)=", message))
@@ -101,14 +98,23 @@ def test_the_default_strategy_is_always_valid() -> None:
         combo = answers(hardware=hardware, devices=devices, num_nodes=nodes)
         if hardware == "mps" and devices * nodes > 1:
             continue  # mps itself refuses more than one device
-        message = rules.check(combo, supported_only=False)
+        message = rules.check(combo)
         assert message == "", (combo, message)
 
 
-def test_not_yet_supported_answers_say_so() -> None:
-    deepspeed = answers(hardware="cuda", devices=2, strategy="deepspeed")
-    assert rules.check(deepspeed).startswith("not yet supported: strategy=deepspeed")
-    assert rules.check(deepspeed, supported_only=False) == ""
+@pytest.mark.parametrize("precision", ["32-true", "16-mixed", "bf16-mixed"])
+@pytest.mark.parametrize("devices", [1, 2])
+def test_deepspeed_on_cuda_is_valid_with_its_precisions(precision, devices) -> None:
+    # One GPU is valid too: ZeRO's offloading is useful on a single device.
+    combo = answers(hardware="cuda", devices=devices, strategy="deepspeed", precision=precision)
+    assert rules.check(combo) == ""
+
+
+@pytest.mark.parametrize("precision", ["16-true", "bf16-true", "64-true"])
+def test_deepspeed_refuses_precisions_it_does_not_train_in(precision) -> None:
+    combo = answers(hardware="cuda", devices=2, strategy="deepspeed", precision=precision)
+    message = rules.check(combo)
+    assert f"precision={precision}" in message and "strategy=deepspeed" in message, message
 
 
 @pytest.mark.parametrize(

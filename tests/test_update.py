@@ -209,6 +209,30 @@ def test_changed_answers_add_and_remove_code_and_keep_edits(project) -> None:
     assert '"wandb>=' not in (project / "pyproject.toml").read_text()
 
 
+def test_a_conditional_answer_follows_the_strategy(project) -> None:
+    # To DeepSpeed: its stage question appears; away from it, the stage goes.
+    result = invoke(
+        "update",
+        project,
+        *("-d", "hardware=cuda", "-d", "devices=2"),
+        *("-d", "strategy=deepspeed", "-d", "deepspeed_stage=3"),
+    )
+    assert result.exit_code == 0, result.output
+    assert (answers(project)["strategy"], answers(project)["deepspeed_stage"]) == ("deepspeed", 3)
+    assert "stage: 3" in (project / "configs/default.yaml").read_text()
+    assert (project / MODULE).read_text().endswith(EDIT)
+
+    result = invoke("update", project, "-d", "logger=csv")  # the stage is kept
+    assert result.exit_code == 0, result.output
+    assert answers(project)["deepspeed_stage"] == 3
+
+    result = invoke("update", project, "-d", "strategy=fsdp")
+    assert result.exit_code == 0, result.output
+    assert answers(project)["strategy"] == "fsdp" and "deepspeed_stage" not in answers(project)
+    assert "deepspeed" not in (project / "pyproject.toml").read_text()
+    assert (project / MODULE).read_text().endswith(EDIT)
+
+
 def test_a_bad_answer_changes_nothing(project) -> None:
     before = state(project)
     result = invoke("update", project, "-d", "strategy=ddp")

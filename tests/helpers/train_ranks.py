@@ -46,10 +46,7 @@ def main() -> None:
         trainer.fit(module, data, ckpt_path=ckpt_path)
         if save:
             trainer.save_checkpoint(save)
-        state = {
-            name: (value.full_tensor() if hasattr(value, "full_tensor") else value).detach()
-            for name, value in module.state_dict().items()
-        }
+        state = _full_state(module)
         rank = trainer.strategy.rank
         out = Path(out)
         torch.save(state, out / f"rank{rank}.pt")
@@ -58,6 +55,21 @@ def main() -> None:
         print(f"rank {rank} of {trainer.strategy.world_size} (RANK={os.environ.get('RANK')})")
     finally:
         trainer.teardown()
+
+
+def _full_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole weights, however the strategy holds them (FSDP DTensors, ZeRO-3 partitions)."""
+    from exp.engine.strategy import NAME
+
+    if NAME == "deepspeed":
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters())):
+            return {name: value.detach().clone() for name, value in module.state_dict().items()}
+    return {
+        name: (value.full_tensor() if hasattr(value, "full_tensor") else value).detach()
+        for name, value in module.state_dict().items()
+    }
 
 
 if __name__ == "__main__":

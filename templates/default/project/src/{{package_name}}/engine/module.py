@@ -85,21 +85,19 @@ class Module(nn.Module):
         """Rebuild a module from a checkpoint's hyperparameters and weights.
 
         Args:
-            path: A checkpoint written by the Trainer (a file, or an FSDP folder).
+            path: A checkpoint written by the Trainer (a file, or a sharded folder).
             map_location: Where to load the tensors.
             **overrides: Hyperparameters to replace (for example ``lr=1e-4``).
         """
         path = Path(path)
         if path.is_dir():
-            # A sharded (FSDP) checkpoint folder: gather the full weights here,
-            # in this one process, into a freshly built module.
-            import torch.distributed.checkpoint as dcp
+            # A sharded checkpoint folder (fsdp, deepspeed): the strategy gathers
+            # the full weights here, in this one process, into a fresh module.
+            from .strategy import full_weights
 
             checkpoint = torch.load(path / "trainer.ckpt", weights_only=True)
             module = cls(**{**checkpoint["hyper_parameters"], **overrides})
-            state = {"state_dict": module.state_dict()}
-            dcp.load(state, checkpoint_id=path, no_dist=True)
-            module.load_state_dict(state["state_dict"])
+            module.load_state_dict(full_weights(path, module))
             return module.to(map_location)
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
         module = cls(**{**checkpoint["hyper_parameters"], **overrides})

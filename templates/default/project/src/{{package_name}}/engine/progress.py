@@ -66,11 +66,11 @@ def summarize(module: nn.Module, max_rows: int = 12) -> str:
     """A one-screen table of the top-level layers and parameter counts."""
     rows = []
     for name, child in module.named_children():
-        count = sum(p.numel() for p in child.parameters())
+        count = sum(_numel(p) for p in child.parameters())
         rows.append((name, type(child).__name__, count))
-    total = sum(p.numel() for p in module.parameters())
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    size_mb = sum(p.numel() * p.element_size() for p in module.parameters()) / 2**20
+    total = sum(_numel(p) for p in module.parameters())
+    trainable = sum(_numel(p) for p in module.parameters() if p.requires_grad)
+    size_mb = sum(_numel(p) * p.element_size() for p in module.parameters()) / 2**20
     lines = [f"  {'':<3}{'Name':<20}{'Type':<24}{'Params':>12}"]
     for index, (name, kind, count) in enumerate(rows[:max_rows]):
         lines.append(f"  {index:<3}{name:<20}{kind:<24}{_human(count):>12}")
@@ -82,6 +82,11 @@ def summarize(module: nn.Module, max_rows: int = 12) -> str:
         f"  {_human(total)} total params ({size_mb:.2f} MB)",
     ]
     return "\n".join(lines)
+
+
+def _numel(parameter: nn.Parameter) -> int:
+    # DeepSpeed ZeRO-3 leaves an empty placeholder here and records the full size.
+    return getattr(parameter, "ds_numel", parameter.numel())
 
 
 def _human(count: int) -> str:

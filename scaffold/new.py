@@ -166,7 +166,9 @@ def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
     # DeepSpeed is an optional dependency of the projects that train with it.
     extras = "dev,deepspeed" if created.answers.get("strategy") == "deepspeed" else "dev"
     steps = [f"cd {shown}", f'pip install -e ".[{extras}]"']
-    if package := created.answers.get("package_name"):  # a team template may not ask it
+    if (created.path / "scripts" / "train.sh").is_file():
+        steps.append("scripts/train.sh")  # torchrun, one process per device
+    elif package := created.answers.get("package_name"):  # a team template may not ask it
         steps.append(f"python -m {package} fit")
     return steps
 

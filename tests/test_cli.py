@@ -144,6 +144,7 @@ def test_deepspeed_stage_is_asked_for_deepspeed_only(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert 'pip install -e ".[dev,deepspeed]"' in result.output  # its optional dependency
+    assert "scripts/train.sh" in result.output  # torchrun starts a process per device
     answers = yaml.safe_load((tmp_path / "z3" / ".copier-answers.yml").read_text())
     assert (answers["strategy"], answers["deepspeed_stage"]) == ("deepspeed", 3)
     config = yaml.safe_load((tmp_path / "z3" / "configs" / "default.yaml").read_text())

@@ -70,10 +70,13 @@ class Question:
             return True
         import jinja2
 
+        environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
         try:
-            rendered = jinja2.Environment().from_string(self.when).render(**answers)
+            rendered = environment.from_string(self.when).render(**answers)
         except jinja2.TemplateError:
-            return True  # an expression over answers not given yet: copier decides
+            # Over values not among the answers (computed ones, a team
+            # template's own filters): keep the answer, copier decides.
+            return True
         return rendered.strip().lower() not in ("", "false", "no", "0", "none", "off")
 
     @property

@@ -51,7 +51,7 @@ def fsdp_project(tmp_path_factory) -> Path:
 
 
 def _env(project: Path) -> dict[str, str]:
-    return {**project_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(project / "src")}
+    return {**project_env(), "PYTHONPATH": str(project / "src")}
 
 
 def _free_port() -> int:

@@ -181,3 +181,11 @@ def test_package_names(name, problem) -> None:
 def test_package_name_is_derived_from_the_project_name(project, package) -> None:
     assert rules.package_name_for(project) == package
     assert rules.package_name_problem(package) == ""
+
+
+def test_a_conditional_question_is_asked_only_when_its_condition_holds() -> None:
+    stage = QUESTIONS["deepspeed_stage"]
+    assert stage.asked({"strategy": "deepspeed"})
+    assert not stage.asked({"strategy": "ddp"})
+    assert stage.asked({})  # its condition can't be evaluated yet: copier decides
+    assert QUESTIONS["task"].asked({}) and not QUESTIONS["torchrun"].asked({})

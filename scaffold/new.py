@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scaffold import git, sources
 from scaffold.errors import AnswerError, DestinationError, ScaffoldError
-from scaffold.render import render
+from scaffold.render import read_answers, render
 from scaffold.sources import Template
 
 
@@ -68,14 +66,9 @@ def check_destination(dest: Path) -> list[Path]:
 
 def load_answers_file(path: Path) -> list[tuple[str, Any]]:
     """Answers from a YAML file (a previous project's .copier-answers.yml works too)."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise AnswerError(f"--answers-file {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise AnswerError(f"--answers-file {path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise AnswerError(f"--answers-file {path} must be a mapping of question: answer")
+    data = read_answers(
+        path, name=f"--answers-file {path}", fix="pass a YAML file of answers", error=AnswerError
+    )
     return [(str(k), v) for k, v in data.items() if not str(k).startswith("_")]
 
 

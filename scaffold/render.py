@@ -117,14 +117,28 @@ def finalize_answers(path: Path, template: Template) -> None:
     path.write_text(header + yaml.safe_dump(answers, sort_keys=True))
 
 
-def read_answers(path: Path) -> dict[str, Any]:
-    """The answers file of a project (every entry, ``_src_path`` and ``_commit`` included)."""
+def read_answers(
+    path: Path,
+    *,
+    name: str = "",
+    fix: str = "restore it from git",
+    error: type[ScaffoldError] = ScaffoldError,
+) -> dict[str, Any]:
+    """A YAML file of answers (every entry, ``_src_path`` and ``_commit`` included).
+
+    Args:
+        path: The file.
+        name: How messages name it (default: its path).
+        fix: What messages tell the user to do.
+        error: The ScaffoldError subclass to raise.
+    """
+    name = name or str(path)
     try:
         data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ScaffoldError(f"can't read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ScaffoldError(f"{path} is not valid YAML ({error}); restore it from git") from None
+    except OSError as problem:
+        raise error(f"can't read {name}: {problem.strerror}; {fix}") from None
+    except yaml.YAMLError as problem:
+        raise error(f"{name} is not valid YAML ({problem}); {fix}") from None
     if not isinstance(data, dict):
-        raise ScaffoldError(f"{path} is not a mapping of answers; restore it from git")
+        raise error(f"{name} is not a mapping of question: answer; {fix}")
     return data

@@ -287,3 +287,23 @@ def test_malformed_data_option_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("new", str(tmp_path / "exp"), "--defaults", "-d", "task")
     assert result.exit_code == 2
     assert "is not KEY=VALUE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "can't read --answers-file"),
+        ("task: [unclosed", "is not valid YAML"),
+        ("- task\n- logger\n", "is not a mapping of question: answer"),
+    ],
+)
+def test_a_bad_answers_file_fails_with_one_message_and_writes_nothing(
+    tmp_path: Path, content, message
+) -> None:
+    answers = tmp_path / "answers.yml"
+    if content is not None:
+        answers.write_text(content)
+    result = invoke("new", str(tmp_path / "p"), "--defaults", "--answers-file", str(answers))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "pass a YAML file of answers" in result.output
+    assert not (tmp_path / "p").exists()

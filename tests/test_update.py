@@ -376,6 +376,17 @@ def test_dirty_tree_is_refused(project) -> None:
 # Projects without git, answers or pristine render: clear messages, and `scaffold adopt`.
 
 
+def test_a_broken_answers_file_is_named_and_nothing_changes(project) -> None:
+    (project / ".copier-answers.yml").write_text("task: [unclosed\n")
+    commit_all(project, "an edit gone wrong")
+    before = state(project)
+    result = invoke("update", project, "-d", "logger=csv")
+    assert result.exit_code == 1, result.output
+    assert ".copier-answers.yml is not valid YAML" in result.output
+    assert "restore it from git" in result.output
+    assert state(project) == before
+
+
 def test_not_in_git_says_how_to_start(tmp_path) -> None:
     path = tmp_path / "p"
     assert invoke("new", path, "--defaults", "--no-git").exit_code == 0

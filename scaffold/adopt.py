@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaffold import git, sources
+from scaffold import git, paths, sources
 from scaffold.errors import ScaffoldError
 from scaffold.project import (
     Project,
@@ -122,7 +122,7 @@ def check(path: Path) -> Checked:
 
     Needs only the answers file (not git history), so it runs in CI on any checkout.
     """
-    path = path.expanduser().absolute()
+    path = paths.normalise(path)
     root = git.toplevel(path) if path.is_dir() else None
     answers_path = (root or path) / ANSWERS_FILE
     if not answers_path.is_file():

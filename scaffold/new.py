@@ -1,23 +1,21 @@
 """``scaffold new``: render the template into a new folder, then commit it.
 
 Nothing reaches the destination until everything succeeded: copier asks its
-questions and renders into a staging folder beside the destination, the
+questions and renders into a staging folder (:mod:`scaffold.destination`), the
 answers file is finalised, git commits the pristine render, and only then is
-the result moved into place. Any failure, Ctrl-C included, removes the staging
-folder and leaves the destination exactly as it was.
+the result moved into place. Any failure, Ctrl-C included, removes what this
+call made and leaves everything else exactly as it was.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffold import git, sources
-from scaffold.errors import AnswerError, DestinationError, ScaffoldError
+from scaffold import destination, git, paths, sources
+from scaffold.errors import AnswerError, ScaffoldError
 from scaffold.render import read_answers, render
 from scaffold.sources import Template
 
@@ -32,40 +30,9 @@ class Created:
     commit: str | None
 
 
-def check_destination(dest: Path) -> list[Path]:
-    """Refuse a destination that can't take a new project.
-
-    Returns:
-        The missing parent folders that would have to be created, outermost first.
-
-    Raises:
-        DestinationError: ``dest`` is a file, a non-empty folder, inside a file,
-            or its nearest existing parent is not writable.
-    """
-    if dest.exists() and not dest.is_dir():
-        raise DestinationError(f"{dest} is a file; choose a folder that doesn't exist yet")
-    if dest.is_dir() and any(dest.iterdir()):
-        raise DestinationError(
-            f"{dest} already exists and is not empty; scaffold never writes into "
-            "existing files: choose a new folder name"
-        )
-    missing = []
-    parent = dest.parent
-    while not parent.exists():
-        missing.append(parent)
-        parent = parent.parent
-    if not parent.is_dir():
-        raise DestinationError(f"{parent} is a file, so {dest} can't be created inside it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DestinationError(
-            f"{parent} is not writable, so {dest} can't be created; choose a folder "
-            "you can write to"
-        )
-    return list(reversed(missing))
-
-
 def load_answers_file(path: Path) -> list[tuple[str, Any]]:
     """Answers from a YAML file (a previous project's .copier-answers.yml works too)."""
+    path = paths.normalise(path)
     data = read_answers(
         path, name=f"--answers-file {path}", fix="pass a YAML file of answers", error=AnswerError
     )
@@ -83,52 +50,30 @@ def create(
     """Render a template (the bundled one unless given) into ``dest``.
 
     Args:
-        dest: A folder that doesn't exist yet, or an empty one.
+        dest: A folder that doesn't exist yet, an empty one, or one holding only
+            a fresh ``git init`` (the render becomes its first commit).
         data: Answers given up front (already checked by ``template.parse_data``).
         defaults: Take every other answer's default instead of asking.
-        use_git: ``git init`` and commit the pristine render, marked as such
-            (see :func:`scaffold.git.render_message`) for ``scaffold update``.
+        use_git: Commit the pristine render, marked as such (see
+            :func:`scaffold.git.render_message`) for ``scaffold update``; in a
+            new repository unless the destination holds a fresh one.
         template: From :func:`scaffold.sources.fetch`; None for the bundled one.
 
     Raises:
         ScaffoldError: On bad input; nothing is written then.
     """
-    dest = dest.expanduser().absolute()
-    missing_parents = check_destination(dest)
+    where = destination.check(dest)
     if template is None:
         with sources.fetch(sources.parse(None)) as bundled:
             return create(dest, data=data, defaults=defaults, use_git=use_git, template=bundled)
     if use_git and shutil.which("git") is None:
         raise ScaffoldError("git is not installed; install it, or pass --no-git")
-    try:
-        for folder in missing_parents:
-            folder.mkdir()
-        staging = Path(tempfile.mkdtemp(prefix=".scaffold-", dir=dest.parent))
-    except OSError as error:
-        _remove(missing_parents)
-        raise DestinationError(
-            f"can't create {dest}: {error.strerror}; choose a folder you can write to"
-        ) from None
-    try:
-        # Render into <staging>/<dest name>, so copier's folder-name default is right.
-        target = staging / dest.name
-        answers = render(template, target, data=data, defaults=defaults)
-        files = sum(1 for p in target.rglob("*") if p.is_file())
-        commit = None
-        if use_git:
-            commit = git.init_and_commit(target, _first_message(answers, template))
-        _move_into_place(target, dest)
-    except BaseException:
-        _remove(missing_parents)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Created(dest, answers, files, commit)
-
-
-def _remove(created_folders: list[Path]) -> None:
-    for folder in reversed(created_folders):
-        shutil.rmtree(folder, ignore_errors=True)
+    with destination.staged(where) as stage:
+        answers = render(template, stage.target, data=data, defaults=defaults)
+        files = sum(1 for p in stage.target.rglob("*") if p.is_file())
+        message = _first_message(answers, template) if use_git else None
+        commit = stage.install(message)
+    return Created(where.path, answers, files, commit)
 
 
 def _first_message(answers: dict[str, Any], template: Template) -> str:
@@ -138,15 +83,6 @@ def _first_message(answers: dict[str, Any], template: Template) -> str:
     else:
         subject = f"Generate {name} from {template.source} {template.version}"
     return git.render_message(subject, template.source, template.version)
-
-
-def _move_into_place(target: Path, dest: Path) -> None:
-    if not dest.exists():
-        target.rename(dest)
-        return
-    # An empty folder the user made: keep it (and its permissions), fill it.
-    for child in target.iterdir():
-        child.rename(dest / child.name)
 
 
 def next_steps(created: Created, cwd: Path | None = None) -> list[str]:

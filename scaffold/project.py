@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffold import git, sources
+from scaffold import git, paths, sources
 from scaffold.errors import AnswerError, ScaffoldError
 from scaffold.render import read_answers, render
 from scaffold.sources import ANSWERS_FILE, Template
@@ -59,7 +59,7 @@ def open_project(path: Path) -> Project:
     Raises:
         ScaffoldError: ``path`` is missing, not in git, or git has no commit yet.
     """
-    path = path.expanduser().absolute()
+    path = paths.normalise(path)
     if not path.is_dir():
         raise ScaffoldError(f"{path} is not a folder; pass the project's folder")
     root = git.toplevel(path)
@@ -133,7 +133,7 @@ def template_spec(project: Project, template: str | None, vcs_ref: str | None) -
     if text is None and recorded is not None:
         text = str(recorded)
         local = not sources.is_url(text) and not text.startswith("scaffold:")
-        if local and not Path(text).expanduser().is_absolute():
+        if local and not Path(paths.expand_user(text)).is_absolute():
             text = str((project.root / text).resolve())
     return sources.parse(text, vcs_ref=vcs_ref)
 

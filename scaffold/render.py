@@ -40,6 +40,7 @@ def render(
         TemplateError: The template failed, or wrote outside ``target``.
     """
     import copier  # imported here: it is slow to import, and --help doesn't need it
+    import jinja2
     from copier.errors import (
         CopierAnswersInterrupt,
         CopierError,
@@ -79,6 +80,12 @@ def render(
         raise AnswerError(_copier_message(str(error))) from None
     except CopierError as error:
         raise TemplateError(f"the template failed to render: {error}") from None
+    except jinja2.TemplateError as error:  # a template file with a Jinja mistake
+        where = f"{error.filename}, line {error.lineno}" if getattr(error, "filename", None) else ""
+        raise TemplateError(
+            f"the template {template.source} failed to render ({where}): {error}; "
+            "fix the template file"
+        ) from None
     strays = set(target.parent.iterdir()) - before - {target}
     if strays:
         for stray in strays:

@@ -272,7 +272,8 @@ def test_unwritable_parent_is_refused() -> None:
     # /proc refuses new folders even to root, unlike a chmod'ed folder.
     result = invoke("new", "/proc/scaffold-test/exp", "--defaults")
     assert result.exit_code == 1
-    assert "can't create /proc/scaffold-test/exp" in result.output
+    assert "can't create /proc/scaffold-test: " in result.output
+    assert "so /proc/scaffold-test/exp can't be made" in result.output
     assert not Path("/proc/scaffold-test").exists()
 
 

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffold import destination, git, paths, sources
+from scaffold import destination, git, paths, rules, sources
 from scaffold.errors import AnswerError, ScaffoldError
 from scaffold.render import read_answers, render
 from scaffold.sources import Template
+
+# The answers that name a project (never taken from another project's answers file).
+NAMES = ("project_name", "package_name")
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,47 @@ def create(
     if use_git and shutil.which("git") is None:
         raise ScaffoldError("git is not installed; install it, or pass --no-git")
     with destination.staged(where) as stage:
-        answers = render(template, stage.target, data=data, defaults=defaults)
+        try:
+            answers = render(template, stage.target, data=data, defaults=defaults)
+        except AnswerError as error:
+            raise _name_not_given(error, where.path.name, data) from None
         files = sum(1 for p in stage.target.rglob("*") if p.is_file())
         message = _first_message(answers, template) if use_git else None
         commit = stage.install(message)
     return Created(where.path, answers, files, commit)
+
+
+def _name_not_given(error: AnswerError, folder: str, data: dict[str, Any]) -> AnswerError:
+    """Say so when the refused name is one the user never typed (a default from the folder)."""
+    if error.message.startswith("project_name=") and "project_name" not in data:
+        return AnswerError(
+            f"{error.message}; project_name defaults to the folder's name {folder!r}: pass "
+            f"-d project_name={rules.project_name_for(folder)}, or choose another folder name"
+        )
+    if error.message.startswith("package_name=") and "package_name" not in data:
+        return AnswerError(
+            f"{error.message}; package_name is derived from project_name unless you pass "
+            "-d package_name=NAME"
+        )
+    return error
+
+
+def names_from_elsewhere(
+    pairs: list[tuple[str, Any]], data: list[tuple[str, Any]]
+) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """Split another project's names off the answers of an ``--answers-file``.
+
+    A project's names are its own: reusing another project's package name would
+    make two projects that can't be installed side by side. So the names in an
+    answers file are not used; this project's come from ``-d``, or its folder.
+
+    Returns:
+        The answers to keep, and the names dropped that ``-d`` doesn't give anyway.
+    """
+    given = {key for key, _ in data}
+    kept = [(key, value) for key, value in pairs if key not in NAMES]
+    dropped = {key: value for key, value in pairs if key in NAMES and key not in given}
+    return kept, dropped
 
 
 def _first_message(answers: dict[str, Any], template: Template) -> str:
@@ -92,14 +131,19 @@ def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
         shown = created.path.relative_to(cwd)
     except ValueError:
         shown = created.path
-    # DeepSpeed is an optional dependency of the projects that train with it.
-    extras = "dev,deepspeed" if created.answers.get("strategy") == "deepspeed" else "dev"
-    steps = [f"cd {shown}", f'pip install -e ".[{extras}]"']
+    steps = [f"cd {shown}", install_command(created.answers)]
     if (created.path / "scripts" / "train.sh").is_file():
         steps.append("scripts/train.sh")  # torchrun, one process per device
     elif package := created.answers.get("package_name"):  # a team template may not ask it
         steps.append(f"python -m {package} fit")
     return steps
+
+
+def install_command(answers: dict[str, Any]) -> str:
+    """The command that installs the project (from its folder) for development."""
+    # DeepSpeed is an optional dependency of the projects that train with it.
+    extras = "dev,deepspeed" if answers.get("strategy") == "deepspeed" else "dev"
+    return f'pip install -e ".[{extras}]"'
 
 
 def describe(created: Created) -> str:

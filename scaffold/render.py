@@ -8,11 +8,13 @@ the answers changed.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scaffold import prompts
 from scaffold.errors import AnswerError, ScaffoldError, TemplateError
 from scaffold.sources import ANSWERS_FILE, Template
 
@@ -51,17 +53,18 @@ def render(
 
     before = set(target.parent.iterdir())
     try:
-        worker = copier.run_copy(
-            str(template.path),
-            target,
-            data=data,
-            defaults=defaults,
-            # sources.fetch refused untrusted templates that run code; what is
-            # left may load scaffold's own Jinja extension (the rules table).
-            unsafe=True,
-            quiet=True,
-            cleanup_on_error=False,
-        )
+        with nullcontext() if defaults else prompts.asking(template.path):
+            worker = copier.run_copy(
+                str(template.path),
+                target,
+                data=data,
+                defaults=defaults,
+                # sources.fetch refused untrusted templates that run code; what is
+                # left may load scaffold's own Jinja extension (the rules table).
+                unsafe=True,
+                quiet=True,
+                cleanup_on_error=False,
+            )
     except (KeyboardInterrupt, CopierAnswersInterrupt):
         raise ScaffoldError("interrupted; nothing was written") from None
     except InteractiveSessionError:

@@ -14,7 +14,7 @@ of it, read lexically and by the kernel, stays in the sandbox (`..` chains are
 capped that way).
 
 Seeded (``derandomize=True``) and bounded: the same examples on every run,
-about a minute on one core. Shrinking is off to keep a failing run short; the
+under a minute on one idle core. Shrinking is off to keep a failing run short; the
 failing example is printed as generated (add ``Phase.shrink`` to minimise it).
 """
 
@@ -149,7 +149,7 @@ def fresh_sandbox(tmp_path: Path) -> Sandbox:
     return make_sandbox(Path(tempfile.mkdtemp(dir=tmp_path)))
 
 
-@settings(SETTINGS, max_examples=40)
+@settings(SETTINGS, max_examples=30)
 @given(where=destinations(), data=answers(), no_git=st.sampled_from([True, True, True, False]))
 @example(where=("", ["typo", "..", "proj"]), data=[], no_git=True)  # emptied the cwd
 @example(where=("", ["n1", ".."]), data=["-d", "project_name=ok"], no_git=False)
@@ -166,7 +166,7 @@ def test_new_makes_a_clean_project_or_a_clean_error(tmp_path, where, data, no_gi
         ruff_clean(dest)
 
 
-@settings(SETTINGS, max_examples=40)
+@settings(SETTINGS, max_examples=30)
 @given(where=destinations())
 @example(where=("", ["x", ".."]))  # replaced the cwd's README.md, or emptied the cwd
 @example(where=("", ["typo", "..", "team"]))

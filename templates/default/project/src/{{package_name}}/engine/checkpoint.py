@@ -69,6 +69,8 @@ REQUIRED = (
     "rng",
 )
 _CHUNK = 1 << 24  # bytes read at a time when checking a file
+# flock's errors on a file system that has no locks (not every OS has every name).
+_NO_LOCKS = {getattr(errno, name, None) for name in ("ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP")}
 
 
 class CheckpointError(UsageError):
@@ -140,12 +142,25 @@ def claim_temp(target: Path, *, directory: bool) -> tuple[Path, int]:
         else:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
             fd = os.open(tmp, flags, 0o666)
-        if fcntl is None:
-            return tmp, fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.fstat(fd).st_nlink > 0:
+        if not lock(fd, wait=True) or os.fstat(fd).st_nlink > 0:
             return tmp, fd
         os.close(fd)
+
+
+def lock(fd: int, *, wait: bool) -> bool:
+    """Lock ``fd`` (``flock``, exclusive); False where there are no locks (Windows, some NFS).
+
+    Raises BlockingIOError when another process holds it and ``wait`` is False.
+    """
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in _NO_LOCKS:
+            return False
+        raise
+    return True
 
 
 def discard(tmp: Path | None) -> None:
@@ -194,7 +209,7 @@ def clean_stale(folder: str | Path) -> None:
             continue
         if entry.name.endswith(TRASH):
             discard(entry)
-        elif entry.name.endswith(TEMP) and fcntl is not None:
+        elif entry.name.endswith(TEMP):
             _clean_temp(entry)
 
 
@@ -204,10 +219,12 @@ def _clean_temp(tmp: Path) -> None:
     except OSError:
         return  # gone already (renamed into place, or deleted)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        dead = lock(fd, wait=False)  # False: no locks here, so no telling: leave it
     except OSError:
+        dead = False  # its writer is alive
+    if not dead:
         os.close(fd)
-        return  # its writer is alive
+        return
     try:
         target = tmp.with_name(tmp.name[1:].rsplit(".", 2)[0])  # .last.ckpt.<id>.tmp
         if tmp.is_dir() and (tmp / MANIFEST).is_file() and not target.exists():
@@ -221,10 +238,6 @@ def _clean_temp(tmp: Path) -> None:
 
 
 # ---------------------------------------------------------------- the folder lock
-
-
-# flock's errors on a file system that has no locks.
-_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 class FolderLock:
@@ -243,30 +256,28 @@ class FolderLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise CheckpointError naming the folder and its holder."""
-        if fcntl is None or self._file is not None:
+        if self._file is not None:
             return
         path = self.folder / LOCK_FILE
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             file = path.open("a+", encoding="utf-8")
-        except OSError as error:
-            raise write_error(path, error) from None
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
+            locked = lock(file.fileno(), wait=False)
+        except BlockingIOError:
             file.seek(0)
             holder = file.read().strip() or "another process"
             file.close()
-            if error.errno in _NO_LOCKS:  # some network and FUSE file systems
-                print(f"note: {str(self.folder)!r} can't be locked: two runs must not share it")
-                return
-            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise write_error(path, error) from None
             raise CheckpointError(
                 f"checkpoint folder {str(self.folder)!r} is in use by another run ({holder}); "
                 "give this run its own folder (--checkpoint.dirpath), or wait for that one "
                 "to end"
             ) from None
+        except OSError as error:
+            raise write_error(path, error) from None
+        if not locked:  # Windows, or a file system without locks
+            file.close()
+            print(f"note: {str(self.folder)!r} can't be locked: two runs must not share it")
+            return
         file.seek(0)
         file.truncate()
         file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")

@@ -59,7 +59,6 @@ NOT_USERS = [user for user in ("nosuchuser", "x", "scaffold-nobody") if no_such_
 TRAPS = ["deep/..", "up/../..", "typo/..", "keep/x/y/../..", "dangling", "to-empty", "up/up"]
 component = st.one_of(st.just(".."), st.just("."), st.sampled_from(TRAPS), name, name)
 STARTS = ["", "", "", "", "", "~/", "~", "/", "/", "~user/"]
-NOT_USERS = [user for user in ("nosuchuser", "x", "scaffold-nobody") if no_such_user(user)]
 
 
 @st.composite

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaffold import git, sources
+from scaffold import git, paths, sources
 from scaffold.errors import ScaffoldError
 from scaffold.project import (
     Project,
@@ -46,6 +46,7 @@ def adopt(
     vcs_ref: str | None = None,
     data: list[tuple[str, Any]] = (),
     trust: bool = False,
+    defaults: bool = False,
 ) -> Adopted:
     """Record a pristine render for the project at ``path`` without changing its files.
 
@@ -53,10 +54,27 @@ def adopt(
     the bundled one; a git template is rendered at the recorded version when
     no ``--vcs-ref`` is given.
 
+    Args:
+        path: The project.
+        template: ``--template``.
+        vcs_ref: ``--vcs-ref``.
+        data: ``-d`` answers.
+        trust: ``--trust``.
+        defaults: Without an answers file, ``--defaults``: every answer not in
+            ``data`` takes its default. Without both, a project with no answers
+            file is refused (scaffold can't tell how it would have been made).
+
     Raises:
-        ScaffoldError: Not a clean git project, or it already has a pristine render.
+        ScaffoldError: Not a clean git project, no answers file and no answer
+            given, or it already has a pristine render.
     """
     project = open_project(path)
+    if project.answers is None and not data and not defaults:
+        raise ScaffoldError(
+            f"{project.root} has no {ANSWERS_FILE}, so scaffold can't tell how it would have "
+            "made this project; say it with -d (e.g. `scaffold adopt -d task=autoencoder "
+            "-d logger=csv`), or pass --defaults to record a render of every default answer"
+        )
     require_clean(project)
     if git.find_render(project.root):
         raise ScaffoldError(
@@ -122,7 +140,7 @@ def check(path: Path) -> Checked:
 
     Needs only the answers file (not git history), so it runs in CI on any checkout.
     """
-    path = path.expanduser().absolute()
+    path = paths.normalise(path)
     root = git.toplevel(path) if path.is_dir() else None
     answers_path = (root or path) / ANSWERS_FILE
     if not answers_path.is_file():

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from scaffold import __version__
 from scaffold.errors import AnswerError
+
+if TYPE_CHECKING:
+    from scaffold.template import Question
 
 
 def _data_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
@@ -27,6 +30,7 @@ EXAMPLES = (
     "scaffold new my-exp",
     "scaffold new my-exp --defaults",
     "scaffold new my-exp --defaults -d task=language_model -d precision=bf16-mixed",
+    "scaffold new my-exp --defaults -d callbacks=early_stopping,model_checkpoint",
 )
 
 
@@ -39,20 +43,27 @@ class NewCommand(click.Command):
 
         rows = []
         for question in questions(bundled_template()).values():
-            if question.computed:
-                continue
-            choices = ", ".join(map(str, question.values)) or question.type
-            rows.append(
-                (
-                    question.name,
-                    f"{question.help}. [{choices}; default: {_shown_default(question.default)}]",
-                )
-            )
+            if not question.computed:
+                rows.append((question.name, _described(question)))
         with formatter.section("Questions (answer with -d KEY=VALUE)"):
             formatter.write_dl(rows)
         with formatter.section("Examples"):
             for example in EXAMPLES:
                 formatter.write(f"{'':>{formatter.current_indent}}{example}\n")
+
+
+def _described(question: Question) -> str:
+    """The help text, choices and default of a question, as ``-d`` takes them."""
+    choices = ", ".join(map(str, question.values)) or question.type
+    if question.multiselect:
+        # What -d takes for several: comma-separated, or nothing for none.
+        default = ",".join(map(str, question.default or []))
+        several = question.values[:2]
+        return (
+            f"{question.help}. [any of {choices}; default: {default}; several: "
+            f"-d {question.name}={','.join(map(str, several))}; none: -d {question.name}=]"
+        )
+    return f"{question.help}. [{choices}; default: {_shown_default(question.default)}]"
 
 
 def _shown_default(default: Any) -> str:
@@ -114,7 +125,10 @@ def _path_argument() -> Callable:
 @click.option(
     "--answers-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Answers from a YAML file (e.g. another project's .copier-answers.yml); -d answers win.",
+    help=(
+        "Answers from a YAML file (e.g. another project's .copier-answers.yml); -d answers "
+        "win. Its project_name and package_name are not used."
+    ),
 )
 @click.option("--no-git", is_flag=True, help="Don't git init and commit the new project.")
 @_template_options(
@@ -131,13 +145,22 @@ def new(
     vcs_ref: str | None,
     trust: bool,
 ) -> None:
-    """Create a new project in DEST (a folder that doesn't exist yet, or an empty one)."""
+    """Create a new project in DEST: a new folder, an empty one, or a fresh `git init`."""
     from scaffold import sources
-    from scaffold.new import create, describe, load_answers_file, next_steps
+    from scaffold.new import create, describe, load_answers_file, names_from_elsewhere, next_steps
     from scaffold.template import parse_data
 
     spec = sources.parse(template, vcs_ref=vcs_ref)
     pairs = load_answers_file(answers_file) if answers_file else []
+    pairs, dropped = names_from_elsewhere(pairs, data)
+    if dropped:
+        shown = ", ".join(f"{key}={value!r}" for key, value in dropped.items())
+        click.echo(
+            f"Note: not using the names in {answers_file} ({shown}): they are another "
+            "project's. This one's come from its folder; to choose them, pass "
+            + " ".join(f"-d {key}=..." for key in dropped),
+            err=True,
+        )
     with sources.fetch(spec, trust=trust) as fetched:
         answers = parse_data(fetched.path, pairs + data)
         if not defaults and not sys.stdin.isatty():
@@ -193,8 +216,11 @@ def update(
         data=data,
         trust=trust,
         restore_deleted=restore_deleted,
+        dry_run=dry_run,
     )
     click.echo(updating.summary(found))
+    if note := updating.dry_run_note(found):
+        click.echo(note, err=True)
     if found.up_to_date:
         return
     if dry_run:
@@ -202,17 +228,29 @@ def update(
         click.echo("\nDry run: nothing was changed.")
         return
     outcome = updating.apply(found)
+    reinstall = updating.reinstall_help(found)
     if outcome.conflicts:
         click.echo("\n" + updating.conflict_help(outcome))
+        if reinstall:
+            click.echo("Once it is committed: " + reinstall[0].lower() + reinstall[1:])
         sys.exit(1)
     click.echo(f"\nUpdated: merge commit {outcome.commit}.")
+    if reinstall:
+        click.echo(reinstall)
 
 
 @main.command(short_help="Record a pristine render for a project that has none.")
 @_path_argument()
-@_data_option("An answer (repeatable); needed when the project has no answers file.")
+@_data_option("An answer (repeatable); without an answers file, give -d or --defaults.")
+@click.option(
+    "--defaults",
+    is_flag=True,
+    help="Without an answers file: take the default of every answer not given with -d.",
+)
 @_template_options("The template that made the project (default: the one it records).")
-def adopt(path: Path, data: list, template: str | None, vcs_ref: str | None, trust: bool) -> None:
+def adopt(
+    path: Path, data: list, defaults: bool, template: str | None, vcs_ref: str | None, trust: bool
+) -> None:
     """Give an existing project at PATH a pristine render to update from.
 
     For projects made with --no-git, whose history was squashed, or made without
@@ -220,7 +258,9 @@ def adopt(path: Path, data: list, template: str | None, vcs_ref: str | None, tru
     """
     from scaffold.adopt import adopt as adopting
 
-    adopted = adopting(path, template=template, vcs_ref=vcs_ref, data=data, trust=trust)
+    adopted = adopting(
+        path, template=template, vcs_ref=vcs_ref, data=data, trust=trust, defaults=defaults
+    )
     for warning in adopted.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffold.errors import ScaffoldError
+from scaffold import paths
+from scaffold.errors import PathError, ScaffoldError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,7 +78,10 @@ def config_files() -> list[Path]:
     """Every registry file that is read, in order (later ones win)."""
     files = [user_config_file()]
     extra = os.environ.get(CONFIG_ENV, "")
-    files += [Path(item).expanduser() for item in extra.split(os.pathsep) if item]
+    try:
+        files += [Path(paths.expand_user(item)) for item in extra.split(os.pathsep) if item]
+    except PathError as error:
+        raise PathError(f"${CONFIG_ENV}: {error.message}") from None
     return files
 
 
@@ -141,7 +145,10 @@ def _source(config_path: Path, src: str) -> str:
     """Local paths are relative to the file that names them; URLs stay as written."""
     if "://" in src or src.startswith("git@") or ":" in src.split("/", 1)[0]:
         return src
-    path = Path(src).expanduser()
+    try:
+        path = Path(paths.expand_user(src))
+    except PathError as error:
+        raise PathError(f"{config_path}: {error.message}") from None
     if not path.is_absolute():
         path = config_path.parent / path
     # A trailing slash makes a trusted entry a prefix: keep it.

@@ -27,3 +27,7 @@ class TemplateError(ScaffoldError):
 
 class GitError(ScaffoldError):
     """A git command failed."""
+
+
+class PathError(ScaffoldError):
+    """A path that can't be used as given (an unknown ``~user``, too long, ambiguous)."""

@@ -1,25 +1,26 @@
 """``scaffold new``: render the template into a new folder, then commit it.
 
 Nothing reaches the destination until everything succeeded: copier asks its
-questions and renders into a staging folder beside the destination, the
+questions and renders into a staging folder (:mod:`scaffold.destination`), the
 answers file is finalised, git commits the pristine render, and only then is
-the result moved into place. Any failure, Ctrl-C included, removes the staging
-folder and leaves the destination exactly as it was.
+the result moved into place. Any failure, Ctrl-C included, removes what this
+call made and leaves everything else exactly as it was.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffold import git, sources
-from scaffold.errors import AnswerError, DestinationError, ScaffoldError
+from scaffold import destination, git, paths, rules, sources
+from scaffold.errors import AnswerError, ScaffoldError
 from scaffold.render import read_answers, render
 from scaffold.sources import Template
+
+# The answers that name a project (never taken from another project's answers file).
+NAMES = ("project_name", "package_name")
 
 
 @dataclass(frozen=True)
@@ -32,40 +33,9 @@ class Created:
     commit: str | None
 
 
-def check_destination(dest: Path) -> list[Path]:
-    """Refuse a destination that can't take a new project.
-
-    Returns:
-        The missing parent folders that would have to be created, outermost first.
-
-    Raises:
-        DestinationError: ``dest`` is a file, a non-empty folder, inside a file,
-            or its nearest existing parent is not writable.
-    """
-    if dest.exists() and not dest.is_dir():
-        raise DestinationError(f"{dest} is a file; choose a folder that doesn't exist yet")
-    if dest.is_dir() and any(dest.iterdir()):
-        raise DestinationError(
-            f"{dest} already exists and is not empty; scaffold never writes into "
-            "existing files: choose a new folder name"
-        )
-    missing = []
-    parent = dest.parent
-    while not parent.exists():
-        missing.append(parent)
-        parent = parent.parent
-    if not parent.is_dir():
-        raise DestinationError(f"{parent} is a file, so {dest} can't be created inside it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DestinationError(
-            f"{parent} is not writable, so {dest} can't be created; choose a folder "
-            "you can write to"
-        )
-    return list(reversed(missing))
-
-
 def load_answers_file(path: Path) -> list[tuple[str, Any]]:
     """Answers from a YAML file (a previous project's .copier-answers.yml works too)."""
+    path = paths.normalise(path)
     data = read_answers(
         path, name=f"--answers-file {path}", fix="pass a YAML file of answers", error=AnswerError
     )
@@ -83,52 +53,66 @@ def create(
     """Render a template (the bundled one unless given) into ``dest``.
 
     Args:
-        dest: A folder that doesn't exist yet, or an empty one.
+        dest: A folder that doesn't exist yet, an empty one, or one holding only
+            a fresh ``git init`` (the render becomes its first commit).
         data: Answers given up front (already checked by ``template.parse_data``).
         defaults: Take every other answer's default instead of asking.
-        use_git: ``git init`` and commit the pristine render, marked as such
-            (see :func:`scaffold.git.render_message`) for ``scaffold update``.
+        use_git: Commit the pristine render, marked as such (see
+            :func:`scaffold.git.render_message`) for ``scaffold update``; in a
+            new repository unless the destination holds a fresh one.
         template: From :func:`scaffold.sources.fetch`; None for the bundled one.
 
     Raises:
         ScaffoldError: On bad input; nothing is written then.
     """
-    dest = dest.expanduser().absolute()
-    missing_parents = check_destination(dest)
+    where = destination.check(dest)
     if template is None:
         with sources.fetch(sources.parse(None)) as bundled:
             return create(dest, data=data, defaults=defaults, use_git=use_git, template=bundled)
     if use_git and shutil.which("git") is None:
         raise ScaffoldError("git is not installed; install it, or pass --no-git")
-    try:
-        for folder in missing_parents:
-            folder.mkdir()
-        staging = Path(tempfile.mkdtemp(prefix=".scaffold-", dir=dest.parent))
-    except OSError as error:
-        _remove(missing_parents)
-        raise DestinationError(
-            f"can't create {dest}: {error.strerror}; choose a folder you can write to"
-        ) from None
-    try:
-        # Render into <staging>/<dest name>, so copier's folder-name default is right.
-        target = staging / dest.name
-        answers = render(template, target, data=data, defaults=defaults)
-        files = sum(1 for p in target.rglob("*") if p.is_file())
-        commit = None
-        if use_git:
-            commit = git.init_and_commit(target, _first_message(answers, template))
-        _move_into_place(target, dest)
-    except BaseException:
-        _remove(missing_parents)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Created(dest, answers, files, commit)
+    with destination.staged(where) as stage:
+        try:
+            answers = render(template, stage.target, data=data, defaults=defaults)
+        except AnswerError as error:
+            raise _name_not_given(error, where.path.name, data) from None
+        files = sum(1 for p in stage.target.rglob("*") if p.is_file())
+        message = _first_message(answers, template) if use_git else None
+        commit = stage.install(message)
+    return Created(where.path, answers, files, commit)
 
 
-def _remove(created_folders: list[Path]) -> None:
-    for folder in reversed(created_folders):
-        shutil.rmtree(folder, ignore_errors=True)
+def _name_not_given(error: AnswerError, folder: str, data: dict[str, Any]) -> AnswerError:
+    """Say so when the refused name is one the user never typed (a default from the folder)."""
+    if error.message.startswith("project_name=") and "project_name" not in data:
+        return AnswerError(
+            f"{error.message}; project_name defaults to the folder's name {folder!r}: pass "
+            f"-d project_name={rules.project_name_for(folder)}, or choose another folder name"
+        )
+    if error.message.startswith("package_name=") and "package_name" not in data:
+        return AnswerError(
+            f"{error.message}; package_name is derived from project_name unless you pass "
+            "-d package_name=NAME"
+        )
+    return error
+
+
+def names_from_elsewhere(
+    pairs: list[tuple[str, Any]], data: list[tuple[str, Any]]
+) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """Split another project's names off the answers of an ``--answers-file``.
+
+    A project's names are its own: reusing another project's package name would
+    make two projects that can't be installed side by side. So the names in an
+    answers file are not used; this project's come from ``-d``, or its folder.
+
+    Returns:
+        The answers to keep, and the names dropped that ``-d`` doesn't give anyway.
+    """
+    given = {key for key, _ in data}
+    kept = [(key, value) for key, value in pairs if key not in NAMES]
+    dropped = {key: value for key, value in pairs if key in NAMES and key not in given}
+    return kept, dropped
 
 
 def _first_message(answers: dict[str, Any], template: Template) -> str:
@@ -140,15 +124,6 @@ def _first_message(answers: dict[str, Any], template: Template) -> str:
     return git.render_message(subject, template.source, template.version)
 
 
-def _move_into_place(target: Path, dest: Path) -> None:
-    if not dest.exists():
-        target.rename(dest)
-        return
-    # An empty folder the user made: keep it (and its permissions), fill it.
-    for child in target.iterdir():
-        child.rename(dest / child.name)
-
-
 def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
     """The three commands to run next."""
     cwd = cwd or Path.cwd()
@@ -156,14 +131,19 @@ def next_steps(created: Created, cwd: Path | None = None) -> list[str]:
         shown = created.path.relative_to(cwd)
     except ValueError:
         shown = created.path
-    # DeepSpeed is an optional dependency of the projects that train with it.
-    extras = "dev,deepspeed" if created.answers.get("strategy") == "deepspeed" else "dev"
-    steps = [f"cd {shown}", f'pip install -e ".[{extras}]"']
+    steps = [f"cd {shown}", install_command(created.answers)]
     if (created.path / "scripts" / "train.sh").is_file():
         steps.append("scripts/train.sh")  # torchrun, one process per device
     elif package := created.answers.get("package_name"):  # a team template may not ask it
         steps.append(f"python -m {package} fit")
     return steps
+
+
+def install_command(answers: dict[str, Any]) -> str:
+    """The command that installs the project (from its folder) for development."""
+    # DeepSpeed is an optional dependency of the projects that train with it.
+    extras = "dev,deepspeed" if answers.get("strategy") == "deepspeed" else "dev"
+    return f'pip install -e ".[{extras}]"'
 
 
 def describe(created: Created) -> str:

@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffold import git, sources
+from scaffold import git, paths, sources
 from scaffold.errors import AnswerError, ScaffoldError
 from scaffold.render import read_answers, render
 from scaffold.sources import ANSWERS_FILE, Template
-from scaffold.template import parse_data, questions
+from scaffold.template import parse_data, questions, with_defaults
 
 ADOPT_HINT = "run `scaffold adopt` to record one (see docs/updating.md)"
+# How to bring a project made by hand under scaffold (docs/updating.md).
+ADOPT_BY_HAND = (
+    "to update a project you made by hand from scaffold's template, adopt it first, "
+    "saying how scaffold would have made it: `scaffold adopt -d task=... -d logger=...` "
+    "(see docs/updating.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,7 @@ class Project:
         """The answers, or a ScaffoldError that says how to adopt the project."""
         if self.answers is None:
             raise ScaffoldError(
-                f"{self.root} has no {ANSWERS_FILE}, so scaffold doesn't know which template "
-                "and answers made it; run `scaffold adopt --template SRC -d KEY=VALUE ...` "
-                "to record them"
+                f"{self.root} is not a scaffold project: it has no {ANSWERS_FILE}; " + ADOPT_BY_HAND
             )
         return self.answers
 
@@ -59,10 +63,18 @@ def open_project(path: Path) -> Project:
     Raises:
         ScaffoldError: ``path`` is missing, not in git, or git has no commit yet.
     """
-    path = path.expanduser().absolute()
+    path = paths.normalise(path)
     if not path.is_dir():
         raise ScaffoldError(f"{path} is not a folder; pass the project's folder")
     root = git.toplevel(path)
+    if root is None and not (path / ANSWERS_FILE).is_file():
+        raise ScaffoldError(
+            f"{path} is not a scaffold project: it has no {ANSWERS_FILE} and is not in git; "
+            "to update a project you made by hand from scaffold's template, make it a git "
+            "repository (`git init && git add -A && git commit -m 'Import'`), then adopt it, "
+            "saying how scaffold would have made it: `scaffold adopt -d task=... -d logger=...` "
+            "(see docs/updating.md)"
+        )
     if root is None:
         raise ScaffoldError(
             f"{path} is not in a git repository; scaffold updates by merging with git. "
@@ -76,22 +88,31 @@ def open_project(path: Path) -> Project:
     return Project(root, answers)
 
 
+def require_no_operation(project: Project) -> None:
+    """Refuse a repository in the middle of a merge, rebase, cherry-pick or revert."""
+    if operation := git.operation_in_progress(project.root):
+        raise ScaffoldError(
+            f"a {operation} is in progress in {project.root}; finish or abort it first"
+        )
+
+
+def uncommitted(project: Project) -> str:
+    """The uncommitted paths, for a message (``"README.md, x.py and 3 more"``), or ``""``."""
+    dirty = git.status(project.root)
+    more = f" and {len(dirty) - 5} more" if len(dirty) > 5 else ""
+    return ", ".join(dirty[:5]) + more
+
+
 def require_clean(project: Project) -> None:
     """Refuse a tree with uncommitted work, or an unfinished merge or rebase.
 
     Raises:
         ScaffoldError: Naming the files, and saying "commit or stash first".
     """
-    if operation := git.operation_in_progress(project.root):
+    require_no_operation(project)
+    if dirty := uncommitted(project):
         raise ScaffoldError(
-            f"a {operation} is in progress in {project.root}; finish or abort it first"
-        )
-    dirty = git.status(project.root)
-    if dirty:
-        shown = ", ".join(dirty[:5])
-        more = f" and {len(dirty) - 5} more" if len(dirty) > 5 else ""
-        raise ScaffoldError(
-            f"{project.root} has uncommitted changes ({shown}{more}); scaffold never "
+            f"{project.root} has uncommitted changes ({dirty}); scaffold never "
             "risks uncommitted work: commit or stash them first (`git stash -u`)"
         )
 
@@ -133,7 +154,7 @@ def template_spec(project: Project, template: str | None, vcs_ref: str | None) -
     if text is None and recorded is not None:
         text = str(recorded)
         local = not sources.is_url(text) and not text.startswith("scaffold:")
-        if local and not Path(text).expanduser().is_absolute():
+        if local and not Path(paths.expand_user(text)).is_absolute():
             text = str((project.root / text).resolve())
     return sources.parse(text, vcs_ref=vcs_ref)
 
@@ -162,20 +183,36 @@ def merged_answers(
     return {key: value for key, value in merged.items() if key in given or known[key].asked(merged)}
 
 
-def answer_changes(template: Template, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"logger: tensorboard -> wandb"`` for every answer that changes."""
+def answer_changes(
+    template: Template, old: dict[str, Any], new: dict[str, Any], used: dict[str, Any]
+) -> list[str]:
+    """``"logger: 'tensorboard' -> 'wandb'"`` for every answer whose value changes.
+
+    Args:
+        template: The new template.
+        old: The answers file before the update.
+        new: The answers file the new render writes.
+        used: Every answer the new render used, those copier doesn't record
+            (questions not asked, like ``deepspeed_stage`` for ``ddp``) included.
+    """
     known = questions(template.path)
-    asked = {name for name, question in known.items() if not question.computed}
+    before = with_defaults(template.path, old)  # what the old render used, unasked ones too
     lines = []
-    for key in sorted(asked | {key for key in old if not key.startswith("_")}):
+    for key in sorted(k for k in {*old, *new} if not str(k).startswith("_")):
         if key in known and known[key].computed:
             continue
-        if key not in known and key in old:
+        if key in old and key in new:
+            if old[key] != new[key]:
+                lines.append(f"{key}: {old[key]!r} -> {new[key]!r}")
+        elif key in old:
+            if key in used and used[key] == old[key]:
+                continue  # not asked now (one answer is possible), and it is the same one
+            # The value used now, if any, is a default nothing may need: don't show it.
             lines.append(f"{key}: {old[key]!r} (no longer asked)")
-        elif key not in old:
-            lines.append(f"{key}: {new[key]!r} (new question)")
-        elif old[key] != new.get(key):
-            lines.append(f"{key}: {old[key]!r} -> {new[key]!r}")
+        else:
+            question = known.get(key)
+            newly = question is not None and not question.asked(before)
+            lines.append(f"{key}: {new[key]!r} ({'asked now' if newly else 'new question'})")
     return lines
 
 

@@ -8,11 +8,13 @@ the answers changed.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scaffold import prompts
 from scaffold.errors import AnswerError, ScaffoldError, TemplateError
 from scaffold.sources import ANSWERS_FILE, Template
 
@@ -40,6 +42,7 @@ def render(
         TemplateError: The template failed, or wrote outside ``target``.
     """
     import copier  # imported here: it is slow to import, and --help doesn't need it
+    import jinja2
     from copier.errors import (
         CopierAnswersInterrupt,
         CopierError,
@@ -50,17 +53,18 @@ def render(
 
     before = set(target.parent.iterdir())
     try:
-        worker = copier.run_copy(
-            str(template.path),
-            target,
-            data=data,
-            defaults=defaults,
-            # sources.fetch refused untrusted templates that run code; what is
-            # left may load scaffold's own Jinja extension (the rules table).
-            unsafe=True,
-            quiet=True,
-            cleanup_on_error=False,
-        )
+        with nullcontext() if defaults else prompts.asking(template.path):
+            worker = copier.run_copy(
+                str(template.path),
+                target,
+                data=data,
+                defaults=defaults,
+                # sources.fetch refused untrusted templates that run code; what is
+                # left may load scaffold's own Jinja extension (the rules table).
+                unsafe=True,
+                quiet=True,
+                cleanup_on_error=False,
+            )
     except (KeyboardInterrupt, CopierAnswersInterrupt):
         raise ScaffoldError("interrupted; nothing was written") from None
     except InteractiveSessionError:
@@ -79,6 +83,12 @@ def render(
         raise AnswerError(_copier_message(str(error))) from None
     except CopierError as error:
         raise TemplateError(f"the template failed to render: {error}") from None
+    except jinja2.TemplateError as error:  # a template file with a Jinja mistake
+        where = f"{error.filename}, line {error.lineno}" if getattr(error, "filename", None) else ""
+        raise TemplateError(
+            f"the template {template.source} failed to render ({where}): {error}; "
+            "fix the template file"
+        ) from None
     strays = set(target.parent.iterdir()) - before - {target}
     if strays:
         for stray in strays:

@@ -283,6 +283,12 @@ def package_name_for(project_name: str) -> str:
     return name[:MAX_NAME_LENGTH] or "experiment"
 
 
+def project_name_for(folder: str) -> str:
+    """A valid project name close to a folder's name (``my exp`` → ``my-exp``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(folder)).strip("-._")
+    return name[:MAX_NAME_LENGTH].rstrip("-._") or "my-exp"
+
+
 # Names are written into generated code; longer ones would push lines past
 # the formatter's width. 40 characters is far beyond any usual package name.
 MAX_NAME_LENGTH = 40

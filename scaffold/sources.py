@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from scaffold import config, git
+from scaffold import config, git, paths
 from scaffold import template as bundled
 from scaffold.errors import TemplateError
 
@@ -91,7 +91,7 @@ def parse(text: str | None, *, vcs_ref: str | None = None) -> Spec:
     if is_url(base):
         url = _expand_alias(base)
         return Spec("git", url, ref, registry.is_trusted(url))
-    path = Path(base).expanduser()
+    path = paths.normalise(base)
     if path.exists():
         return _local(path.resolve(), ref, registry)
     entry = registry.templates.get(base)
@@ -107,7 +107,7 @@ def parse(text: str | None, *, vcs_ref: str | None = None) -> Spec:
 
 def split_ref(text: str) -> tuple[str, str | None]:
     """``"URL@v2"`` -> ``("URL", "v2")``; an ``@`` of ``git@host:`` or ``ssh://user@`` stays."""
-    if Path(text).expanduser().exists():
+    if Path(paths.expand_user(text)).exists():
         return text, None
     head, at, ref = text.rpartition("@")
     if not at or not head or not ref or ":" in ref:

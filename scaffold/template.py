@@ -70,9 +70,8 @@ class Question:
             return True
         import jinja2
 
-        environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
         try:
-            rendered = environment.from_string(self.when).render(**answers)
+            rendered = _environment().from_string(self.when).render(**answers)
         except jinja2.TemplateError:
             # Over values not among the answers (computed ones, a team
             # template's own filters): keep the answer, copier decides.
@@ -133,6 +132,38 @@ class Question:
             f"{self.name}={value!r} is not a choice; choose one of "
             f"{', '.join(map(str, self.values))}{hint}"
         )
+
+
+@cache
+def _environment() -> Any:
+    """Jinja for copier.yml's expressions: strict, with scaffold's rules extension."""
+    import jinja2
+
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined, extensions=["scaffold.jinja_ext.RulesExtension"]
+    )
+
+
+def with_defaults(template: Path, answers: dict[str, Any]) -> dict[str, Any]:
+    """``answers`` plus the default of every question they don't record (not asked then).
+
+    Defaults that are Jinja are rendered over the answers before them; one that
+    can't be (``{{ _folder_name }}``: copier's own values) is left out.
+    """
+    import jinja2
+
+    completed = dict(answers)
+    for question in questions(template).values():
+        if question.computed or question.name in completed:
+            continue
+        default = question.default
+        if isinstance(default, str) and "{{" in default:
+            try:
+                default = _environment().from_string(default).render(**completed)
+            except jinja2.TemplateError:
+                continue
+        completed[question.name] = default
+    return completed
 
 
 def questions(template: Path) -> dict[str, Question]:

@@ -14,9 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaffold import git
+from scaffold import destination
 from scaffold import template as bundled
-from scaffold.new import check_destination
 
 README = """\
 # {name}: a scaffold template
@@ -105,31 +104,23 @@ def init(dest: Path) -> Initialized:
     """Copy the bundled template into ``dest``, add a test and a README, and commit.
 
     Raises:
-        DestinationError: ``dest`` exists and is not an empty folder.
+        DestinationError: ``dest`` exists and is not an empty folder (or a fresh
+            ``git init``), or can't be created; nothing is written then.
     """
-    dest = dest.expanduser().absolute()
-    check_destination(dest)
+    where = destination.check(dest)
+    dest = where.path
     source = bundled.bundled_template()
     version = bundled.bundled_version()
-    existed = dest.exists()
-    try:
+    with destination.staged(where) as stage:
         shutil.copytree(
-            source,
-            dest,
-            ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"),
-            dirs_exist_ok=True,
+            source, stage.target, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]")
         )
-        (dest / "README.md").write_text(README.format(name=dest.name, version=version, path=dest))
-        (dest / "tests").mkdir()
-        (dest / "tests" / "test_template.py").write_text(TEST)
-        (dest / ".gitignore").write_text(GITIGNORE)
-        commit = git.init_and_commit(
-            dest, f"Start {dest.name} from scaffold {version}'s bundled template"
-        )
-    except BaseException:
-        for child in dest.iterdir() if existed else [dest]:
-            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
-        raise
+        readme = README.format(name=dest.name, version=version, path=dest)
+        (stage.target / "README.md").write_text(readme)
+        (stage.target / "tests").mkdir()
+        (stage.target / "tests" / "test_template.py").write_text(TEST)
+        (stage.target / ".gitignore").write_text(GITIGNORE)
+        commit = stage.install(f"Start {dest.name} from scaffold {version}'s bundled template")
     return Initialized(
         dest,
         commit,

@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scaffold import git, sources
+from scaffold.config import tomllib
 from scaffold.errors import GitError, ScaffoldError
+from scaffold.new import install_command
 from scaffold.project import (
     Project,
     answer_changes,
@@ -33,7 +37,9 @@ from scaffold.project import (
     open_project,
     render_commit,
     require_clean,
+    require_no_operation,
     template_spec,
+    uncommitted,
 )
 from scaffold.sources import ANSWERS_FILE
 
@@ -76,6 +82,10 @@ class Plan:
         changes: Per-path outcome; files left as they were are only counted.
         unchanged: How many template files the update leaves as they are.
         up_to_date: The new render is the last one: nothing to do.
+        dependencies: How the rendered pyproject.toml's dependencies change
+            (``"+ wandb>=0.17"``, ``"- tensorboard>=2.14"``); empty when they don't.
+        install: The command that reinstalls the project with its new dependencies.
+        uncommitted: Uncommitted paths (a dry run previews from the last commit).
     """
 
     project: Project
@@ -89,6 +99,9 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     unchanged: int = 0
     up_to_date: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    install: str = ""
+    uncommitted: str = ""
 
     def paths(self, *statuses: str) -> list[str]:
         """The paths whose status is one of ``statuses``."""
@@ -111,19 +124,24 @@ def plan(
     data: list[tuple[str, Any]] = (),
     trust: bool = False,
     restore_deleted: bool = False,
+    dry_run: bool = False,
 ) -> Plan:
     """Render the new pristine tree, commit it (objects only) and compute the merge.
 
-    Touches no file of the project: safe for ``--dry-run``.
+    Touches no file of the project: safe for ``--dry-run``, which also works
+    on a tree with uncommitted changes (the preview starts from HEAD).
 
     Raises:
         ScaffoldError: Not a project, uncommitted work, no pristine render, a bad
             answer or template; the project is exactly as it was.
     """
     project = open_project(path)
-    _clear_stale_record(project)
-    require_clean(project)
     old = project.require_answers()
+    _clear_stale_record(project)
+    if dry_run:
+        require_no_operation(project)
+    else:
+        require_clean(project)
     base = last_render(project)
     spec = template_spec(project, template, vcs_ref)
     with sources.fetch(spec, trust=trust) as fetched:
@@ -135,7 +153,8 @@ def plan(
             parents=[base],
             subject=f"Render {project.name} with {fetched.source} {fetched.version}",
         )
-        changed_answers = answer_changes(fetched, old, rendered)
+        recorded = _answers_at(project.root, new)
+        changed_answers = answer_changes(fetched, old, recorded, rendered)
     result, stages = _merge_tree(project.root, "HEAD", new)
     found = Plan(
         project=project,
@@ -147,9 +166,44 @@ def plan(
         new_version=fetched.version,
         answers=changed_answers,
         up_to_date=git.tree_of(project.root, new) == git.tree_of(project.root, base),
+        dependencies=dependency_changes(project.root, base, new),
+        install=install_command(rendered),
+        uncommitted=uncommitted(project) if dry_run else "",
     )
     if not found.up_to_date:
         _classify(found, stages, restore_deleted=restore_deleted)
+    return found
+
+
+def _answers_at(repo: Path, commit: str) -> dict[str, Any]:
+    """The answers file of ``commit`` (a pristine render)."""
+    return yaml.safe_load(git.run(repo, "show", f"{commit}:{ANSWERS_FILE}")) or {}
+
+
+def dependency_changes(repo: Path, old: str, new: str) -> list[str]:
+    """How the dependencies in pyproject.toml differ from render ``old`` to render ``new``.
+
+    Returns:
+        ``"+ wandb>=0.17"`` for each added requirement, ``"- ..."`` for each removed
+        one (``"+ [deepspeed] ..."`` for an extra's); empty if none changed, or
+        the renders have no pyproject.toml (a team template may not).
+    """
+    before, after = _requirements(repo, old), _requirements(repo, new)
+    added = [f"+ {item}" for item in sorted(after - before)]
+    return added + [f"- {item}" for item in sorted(before - after)]
+
+
+def _requirements(repo: Path, commit: str) -> set[str]:
+    shown = git.call(repo, "show", f"{commit}:pyproject.toml")
+    if shown.returncode != 0:
+        return set()
+    try:
+        project = tomllib.loads(shown.stdout).get("project", {})
+    except tomllib.TOMLDecodeError:
+        return set()
+    found = set(project.get("dependencies", []))
+    for extra, items in project.get("optional-dependencies", {}).items():
+        found |= {f"[{extra}] {item}" for item in items}
     return found
 
 
@@ -241,6 +295,8 @@ def apply(found: Plan) -> Outcome:
     for name in found.paths("restored"):
         git.run(repo, "checkout", found.new, "--", name)
     conflicts = _unmerged(repo)
+    # git listed every path it stopped on, kept-deleted files too: list only real conflicts.
+    git.git_path(repo, "MERGE_MSG").write_text(_merge_message(message, conflicts))
     if conflicts:
         return Outcome(None, conflicts)
     git.run(repo, *git.identity(repo), "commit", "--quiet", "--no-verify", "--no-edit")
@@ -257,6 +313,14 @@ def _message(found: Plan) -> str:
     subject = f"Update {found.project.name} to {found.source} {found.new_version}"
     body = "\n".join(f"- {line}" for line in found.answers)
     return f"{subject}\n\n{body}" if body else subject
+
+
+def _merge_message(message: str, conflicts: list[str]) -> str:
+    """The merge commit's message, with git's comment block for the conflicts left to resolve."""
+    if not conflicts:
+        return message + "\n"
+    listed = "".join(f"#\t{name}\n" for name in conflicts)
+    return f"{message}\n\n# Conflicts:\n{listed}"
 
 
 def abort(path: Path) -> str:
@@ -301,9 +365,13 @@ def _clear_stale_record(project: Project) -> None:
 
 def summary(found: Plan) -> str:
     """The per-file summary: one line per file the update touches, then the counts."""
-    head = f"{found.source}: {found.old_version} -> {found.new_version}"
+    if found.old_version == found.new_version:
+        head = f"{found.source} {found.new_version}"
+    else:
+        head = f"{found.source}: {found.old_version} -> {found.new_version}"
     lines = [head]
     lines += [f"  answer {line}" for line in found.answers]
+    lines += [f"  dependency {line}" for line in found.dependencies]
     if found.up_to_date:
         return "\n".join([*lines, "Already up to date: the template renders what it rendered."])
     width = max((len(c.status) for c in found.changes), default=0)
@@ -331,4 +399,24 @@ def conflict_help(outcome: Outcome) -> str:
         f"Conflicts in {len(outcome.conflicts)} file(s), marked <<<<<<< / >>>>>>>:\n{files}\n"
         "Resolve them (in your editor, or `git mergetool`), then `git add` them and "
         "`git commit`.\nOr undo the whole update: scaffold update --abort"
+    )
+
+
+def reinstall_help(found: Plan) -> str:
+    """What to run after an update that changed the project's dependencies, or ``""``."""
+    if not found.dependencies:
+        return ""
+    return (
+        f"The project's dependencies changed: reinstall it, in {found.project.root}:\n"
+        f"  {found.install}"
+    )
+
+
+def dry_run_note(found: Plan) -> str:
+    """The note for a dry run on a tree with uncommitted changes, or ``""``."""
+    if not found.uncommitted:
+        return ""
+    return (
+        f"Note: uncommitted changes ({found.uncommitted}) are not part of this preview, "
+        "which starts from your last commit; commit or stash them before `scaffold update`."
     )

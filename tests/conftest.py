@@ -21,7 +21,11 @@ def make_project(dest: Path, **answers) -> Created:
 
 def project_env() -> dict[str, str]:
     """The environment a generated project's tests run in: offline, quiet loggers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "COV_")) and k != "PYTHONPATH"
+    }
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONDONTWRITEBYTECODE="1")
     # One torch thread per project: pytest-xdist already runs one suite per
     # core, and two suites of two threads each on two cores took 75 s where
@@ -30,10 +34,20 @@ def project_env() -> dict[str, str]:
     return env
 
 
-def run_project_tests(path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the generated project's own pytest suite in a subprocess."""
+def run_project_tests(
+    path: Path, *args: str, python: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run the generated project's own pytest suite in a subprocess.
+
+    Args:
+        path: The project.
+        *args: More pytest arguments.
+        python: The interpreter (default: this one, scaffold's dev venv); pass
+            ``venvs.python_for(path)`` for one holding only what the project declares.
+        timeout: Seconds before the run is killed.
+    """
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [str(python or sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=path,
         env=project_env(),
         capture_output=True,

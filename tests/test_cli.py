@@ -48,8 +48,11 @@ def test_help_lists_every_question_with_its_choices_and_default() -> None:
         values = [v["value"] if isinstance(v, dict) else v for v in choices.values()]
         for value in values:
             assert str(value) in flat, (name, value)
-        if "{{" not in str(spec.get("default")):
-            assert f"default: {spec['default']}" in flat, name
+        default = spec.get("default")
+        if isinstance(default, list):  # as -d takes it: comma-separated
+            default = ",".join(default)
+        if "{{" not in str(default):
+            assert f"default: {default}" in flat, name
 
 
 def test_scaffold_help_starts_without_importing_copier_or_torch() -> None:
@@ -272,7 +275,8 @@ def test_unwritable_parent_is_refused() -> None:
     # /proc refuses new folders even to root, unlike a chmod'ed folder.
     result = invoke("new", "/proc/scaffold-test/exp", "--defaults")
     assert result.exit_code == 1
-    assert "can't create /proc/scaffold-test/exp" in result.output
+    assert "can't create /proc/scaffold-test: " in result.output
+    assert "so /proc/scaffold-test/exp can't be made" in result.output
     assert not Path("/proc/scaffold-test").exists()
 
 
@@ -307,3 +311,77 @@ def test_a_bad_answers_file_fails_with_one_message_and_writes_nothing(
     assert result.exit_code == 2, result.output
     assert message in result.output and "pass a YAML file of answers" in result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_help_shows_how_to_give_several_callbacks() -> None:
+    result = invoke("new", "--help")
+    flat = " ".join(result.output.split())
+    assert "default: lr_monitor,model_checkpoint" in flat
+    assert "several: -d callbacks=early_stopping,lr_monitor; none: -d callbacks=]" in flat
+    assert "['lr_monitor'" not in flat  # never a Python list
+
+
+def test_strategy_is_asked_only_when_the_answers_leave_a_choice(tmp_path: Path) -> None:
+    # copier.yml's `when` lists the choices again: they must stay equal.
+    strategy = COPIER_YML["strategy"]
+    listed = strategy["when"].split("several_valid(")[1].split(")")[0]
+    values = [v["value"] for v in strategy["choices"].values()]
+    assert [part.strip(" '") for part in listed.split(",")[1:]] == values
+
+    result = invoke("new", str(tmp_path / "one"), "--defaults")  # one CPU process
+    assert result.exit_code == 0, result.output
+    assert "(single_device, 32-true)" in result.output
+    assert "strategy" not in yaml.safe_load((tmp_path / "one" / ".copier-answers.yml").read_text())
+    result = invoke("new", str(tmp_path / "two"), "--defaults", "-d", "devices=2")
+    assert result.exit_code == 0, result.output
+    answers = yaml.safe_load((tmp_path / "two" / ".copier-answers.yml").read_text())
+    assert answers["strategy"] == "ddp"
+
+
+@pytest.mark.parametrize(
+    ("folder", "suggested"), [("my exp", "my-exp"), ("_tmp", "tmp"), ("日本", "my-exp")]
+)
+def test_a_folder_name_that_is_no_project_name_says_how_to_choose_one(
+    tmp_path: Path, folder: str, suggested: str
+) -> None:
+    before = snapshot(tmp_path)
+    result = invoke("new", str(tmp_path / folder), "--defaults")
+    assert result.exit_code == 2, result.output
+    assert f"project_name={folder!r} is not a valid project name" in result.output
+    assert f"defaults to the folder's name {folder!r}" in result.output
+    assert f"pass -d project_name={suggested}" in result.output
+    assert snapshot(tmp_path) == before
+    result = invoke("new", str(tmp_path / folder), "--defaults", "-d", f"project_name={suggested}")
+    assert result.exit_code == 0, result.output
+
+
+def test_an_answers_file_from_another_project_keeps_its_choices_not_its_names(
+    tmp_path: Path,
+) -> None:
+    one = tmp_path / "one"
+    assert (
+        invoke("new", str(one), "--defaults", "--no-git", "-d", "task=autoencoder").exit_code == 0
+    )
+    other = str(one / ".copier-answers.yml")
+
+    result = CliRunner().invoke(
+        main, ["new", str(tmp_path / "two"), "--defaults", "--no-git", "--answers-file", other]
+    )
+    assert result.exit_code == 0, result.output
+    made = yaml.safe_load((tmp_path / "two" / ".copier-answers.yml").read_text())
+    assert (made["task"], made["project_name"], made["package_name"]) == ("autoencoder",) + (
+        "two",
+    ) * 2
+    assert "not using the names in" in result.stderr
+    assert "package_name='one', project_name='one'" in result.stderr
+
+    # A name given with -d is used; the note names only the one left out.
+    result = CliRunner().invoke(
+        main,
+        ["new", str(tmp_path / "three"), "--defaults", "--no-git", "--answers-file", other]
+        + ["-d", "project_name=exp-three"],
+    )
+    assert result.exit_code == 0, result.output
+    made = yaml.safe_load((tmp_path / "three" / ".copier-answers.yml").read_text())
+    assert (made["project_name"], made["package_name"]) == ("exp-three", "exp_three")
+    assert "package_name='one'" in result.stderr and "project_name=" not in result.stderr

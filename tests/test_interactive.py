@@ -20,14 +20,14 @@ pytestmark = pytest.mark.interactive
 class Terminal:
     """A scaffold process behind a pty; `answer` waits for a prompt, then types."""
 
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "50"}
+    def __init__(self, *args: str, columns: int = 200) -> None:
+        env = {**os.environ, "TERM": "xterm", "COLUMNS": str(columns), "LINES": "50"}
         self.child = pexpect.spawn(
             sys.executable,
             ["-m", "scaffold", *args],
             encoding="utf-8",
             timeout=30,
-            dimensions=(50, 200),
+            dimensions=(50, columns),
             env=env,
         )
         self.screen = ""
@@ -64,8 +64,8 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     term.child.send(DOWN * 2 + ENTER)  # mps
     term.answer("Devices", ENTER)
     term.answer("Number of machines", ENTER)
-    term.answer("How training is distributed", ENTER)
-    term.expect("Numeric precision")
+    # One mps device leaves one strategy: not asked.
+    assert "How training is distributed" not in term.expect("Numeric precision")
     # On mps, 64-true is shown but disabled, with the reason.
     term.expect("precision=64-true is not supported on hardware=mps")
     term.child.send(DOWN * 2 + ENTER)  # bf16-mixed
@@ -74,16 +74,14 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     term.answer("Callbacks to include", " " + ENTER)
     assert term.finish() == 0, term.screen
     assert "Created lab-exp" in term.screen
+    assert "(single_device, bf16-mixed)" in term.screen
     assert "python -m lab fit" in term.screen
 
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
     assert answers["package_name"] == "lab"
     assert (answers["task"], answers["hardware"]) == ("language_model", "mps")
-    assert (answers["strategy"], answers["precision"], answers["logger"]) == (
-        "single_device",
-        "bf16-mixed",
-        "csv",
-    )
+    assert (answers["precision"], answers["logger"]) == ("bf16-mixed", "csv")
+    assert "strategy" not in answers  # not asked, so not recorded
     assert answers["callbacks"] == ["early_stopping", "lr_monitor", "model_checkpoint"]
 
 
@@ -92,10 +90,11 @@ def test_interactive_strategy_choices_follow_the_device_count(tmp_path: Path) ->
     for prompt in ("Project name", "Python package name", "What the model learns"):
         term.answer(prompt, ENTER)
     term.answer("Where it trains", ENTER)
-    term.answer("Devices", ENTER)
+    term.answer("Devices", BACKSPACE * 3 + "2" + ENTER)
     term.answer("Number of machines", ENTER)
     shown = term.expect("DeepSpeed")
-    assert "strategy=ddp needs more than one process" in shown + term.expect("XLA")
+    assert "strategy=single_device trains in one process" in shown
+    assert "strategy=deepspeed needs NVIDIA GPUs" in shown + term.expect("XLA")
     term.child.sendcontrol("c")
     term.finish()
     assert not (tmp_path / "exp").exists()  # interrupted: nothing written
@@ -120,3 +119,41 @@ def test_interactive_deepspeed_asks_its_stage(tmp_path: Path) -> None:
     assert 'pip install -e ".[dev,deepspeed]"' in term.screen
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
     assert (answers["strategy"], answers["deepspeed_stage"]) == ("deepspeed", 3)
+
+
+def flat(text: str) -> str:
+    """Text without whitespace: a message wrapped over several rows reads as one."""
+    return re.sub(r"\s", "", text)
+
+
+def test_messages_are_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
+    term = Terminal("new", str(tmp_path / "exp"), columns=80)
+    term.answer("Project name", BACKSPACE * 5 + "-bad" + ENTER)
+    shown = term.expect("ending with a letter or digit")
+    message = (
+        "project_name='-bad' is not a valid project name; use letters, digits, '-', '_' "
+        "and '.', starting and ending with a letter or digit"
+    )
+    assert flat(message) in flat(shown)
+    assert "Validation error for question" not in shown  # as -d says it, without copier's prefix
+    term.child.send(BACKSPACE * 5 + "ok" + ENTER)
+    for prompt in ("Python package name", "What the model learns", "Where it trains"):
+        term.answer(prompt, ENTER)
+    # A value that is no number: the reason -d gives, not copier's "Invalid input".
+    term.answer("Devices", BACKSPACE * 3 + "two" + ENTER)
+    shown = term.expect("devices=1")
+    assert "devices='two' is not a whole number; e.g. devices=1" in shown
+    assert "Invalid input" not in shown
+    term.child.send(BACKSPACE * 3 + "2" + ENTER)
+    term.answer("Number of machines", ENTER)
+    # A disabled choice's reason, longer than the terminal is wide, whole.
+    shown = term.expect("XLA") + term.expect("strategy=single_device/ddp")
+    reason = (
+        "strategy=single_device trains in one process, but devices=2 and num_nodes=1 ask "
+        "for 2; use strategy=ddp or fsdp, or devices=1 and num_nodes=1"
+    )
+    assert flat(reason) in flat(shown)
+    assert flat("hardware=cpu; use hardware=tpu, or strategy=single_device/ddp") in flat(shown)
+    term.child.sendcontrol("c")
+    term.finish()
+    assert not (tmp_path / "exp").exists()

@@ -15,8 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_project, ruff, run_project_tests
+from conftest import make_project, project_env, ruff, run_project_tests
 from matrix import CALLBACKS, VARIED, all_valid, as_answers, label, pairs_of, pairwise
+from venvs import declared, python_for
 
 from scaffold import rules
 from scaffold.new import create
@@ -57,7 +58,8 @@ HARDWARE_SKIPS = ("torch_xla is not installed", "needs a CUDA GPU")
 
 
 def _assert_own_tests_pass(project: Path) -> None:
-    result = run_project_tests(project)
+    # With only what the project declares installed (tests/venvs.py).
+    result = run_project_tests(project, python=python_for(project))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout, result.stdout
     skips = re.findall(r"^SKIPPED .*$", result.stdout, flags=re.MULTILINE)
@@ -84,6 +86,29 @@ def test_only_valid_combinations_are_rendered() -> None:
         "bf16-true",
         "64-true",
     }
+
+
+def test_project_venvs_hold_only_what_the_project_declares(tmp_path: Path) -> None:
+    project = _make(
+        tmp_path, {"logger": "csv", "strategy": "ddp", "hardware": "cuda", "devices": 2}
+    )
+    requirements, extras = declared(project)
+    assert extras == ["dev"] and not any("tensorboard" in r for r in requirements)
+    probe = (
+        "import importlib.util as u, sys; "
+        "print(sorted(m for m in sys.argv[1:] if u.find_spec(m) is not None))"
+    )
+    modules = ["torch", "numpy", "yaml", "tqdm", "pytest", "tensorboard", "scaffold", "copier"]
+    found = subprocess.run(
+        [python_for(project), "-c", probe, *modules],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # Declared (torch, numpy, pyyaml, tqdm, and pytest from the dev extra) and nothing else.
+    assert found.stdout.split("\n")[0] == str(["numpy", "pytest", "torch", "tqdm", "yaml"])
 
 
 @pytest.mark.parametrize("answers", PAIRWISE, ids=label)

@@ -200,6 +200,9 @@ def test_changed_answers_add_and_remove_code_and_keep_edits(project) -> None:
     recorded = answers(project)
     assert (recorded["logger"], recorded["precision"]) == ("wandb", "bf16-mixed")
     assert "answer logger: 'tensorboard' -> 'wandb'" in result.output
+    assert "dependency + wandb>=" in result.output and "dependency - tensorboard>=" in result.output
+    reinstall = f'dependencies changed: reinstall it, in {project}:\n  pip install -e ".[dev]"'
+    assert reinstall in result.output
     assert_clean_merge(project)
 
     result = invoke("update", project, "-d", "logger=none")
@@ -207,6 +210,12 @@ def test_changed_answers_add_and_remove_code_and_keep_edits(project) -> None:
     assert not (project / "src/my_exp/engine/loggers.py").exists()
     assert "removed  src/my_exp/engine/loggers.py" in result.output
     assert '"wandb>=' not in (project / "pyproject.toml").read_text()
+    assert "dependency - wandb>=" in result.output and "reinstall" in result.output
+
+    # Same dependencies: nothing to reinstall.
+    result = invoke("update", project, "-d", "precision=bf16-true")
+    assert result.exit_code == 0, result.output
+    assert "dependency" not in result.output and "reinstall" not in result.output
 
 
 def test_a_conditional_answer_follows_the_strategy(project) -> None:
@@ -219,6 +228,10 @@ def test_a_conditional_answer_follows_the_strategy(project) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (answers(project)["strategy"], answers(project)["deepspeed_stage"]) == ("deepspeed", 3)
+    assert "answer deepspeed_stage: 3 (asked now)" in result.output
+    assert "answer strategy: 'ddp' (asked now)" not in result.output  # given with -d
+    assert "dependency + [deepspeed] deepspeed>=" in result.output
+    assert 'pip install -e ".[dev,deepspeed]"' in result.output
     assert "stage: 3" in (project / "configs/default.yaml").read_text()
     assert (project / MODULE).read_text().endswith(EDIT)
 
@@ -229,6 +242,7 @@ def test_a_conditional_answer_follows_the_strategy(project) -> None:
     result = invoke("update", project, "-d", "strategy=fsdp")
     assert result.exit_code == 0, result.output
     assert answers(project)["strategy"] == "fsdp" and "deepspeed_stage" not in answers(project)
+    assert "answer deepspeed_stage: 3 (no longer asked)" in result.output
     assert "deepspeed" not in (project / "pyproject.toml").read_text()
     assert (project / MODULE).read_text().endswith(EDIT)
 
@@ -284,6 +298,8 @@ def test_deleted_added_and_ignored_files(project) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "kept deleted  tests/test_fit.py" in result.stdout
     assert not (project / "tests/test_fit.py").exists()
+    message = git(project, "log", "-1", "--format=%B")
+    assert "Conflicts" not in message and "test_fit.py" not in message
     assert not (project / "tests/test_model.py").exists()
     assert (project / "tools/sweep.sh").read_text() == "echo sweep\n"
     assert all((project / n).is_fifo() for n in ("data/train.bin", "runs/version_0/fifo"))
@@ -312,9 +328,13 @@ def make_conflict(project: Path) -> None:
 
 
 def test_conflict_leaves_a_git_merge_in_progress(project) -> None:
+    (project / "tests/test_fit.py").unlink()  # the logger change edits it: kept deleted
     make_conflict(project)
     result = invoke("update", project, "-d", "logger=csv")
     assert result.exit_code == 1
+    # git's message for the commit that ends the merge lists only the real conflict.
+    merge_message = (project / ".git" / "MERGE_MSG").read_text()
+    assert "# Conflicts:\n#\tREADME.md\n" in merge_message and "test_fit.py" not in merge_message
     assert "conflict" in result.output and "README.md" in result.output
     assert "scaffold update --abort" in result.output and "git commit" in result.output
     readme = (project / "README.md").read_text()
@@ -372,6 +392,16 @@ def test_dirty_tree_is_refused(project) -> None:
     assert "commit or stash" in result.output
     assert state(project) == before
 
+    # A dry run changes nothing, so it works on a dirty tree, and says what it leaves out.
+    result = invoke("update", project, "-d", "logger=csv", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "answer logger: 'tensorboard' -> 'csv'" in result.output
+    assert "uncommitted changes (README.md, scratch.py) are not part of this preview" in (
+        result.output
+    )
+    assert "Dry run: nothing was changed." in result.output
+    assert state(project) == before
+
 
 # Projects without git, answers or pristine render: clear messages, and `scaffold adopt`.
 
@@ -385,6 +415,44 @@ def test_a_broken_answers_file_is_named_and_nothing_changes(project) -> None:
     assert ".copier-answers.yml is not valid YAML" in result.output
     assert "restore it from git" in result.output
     assert state(project) == before
+
+
+def test_a_fresh_project_updates_to_nothing_and_says_nothing_changed(project) -> None:
+    for args in (["--dry-run"], []):
+        result = invoke("update", project, *args)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines() == [
+            f"scaffold:default {__version__}",
+            "Already up to date: the template renders what it rendered.",
+        ]
+
+
+@pytest.mark.parametrize("in_git", [False, True], ids=["a folder", "a git repository"])
+def test_update_outside_a_project_says_it_is_not_one_and_how_to_adopt(tmp_path, in_git) -> None:
+    path = tmp_path / "notes"
+    path.mkdir()
+    (path / "todo.txt").write_text("mine\n")
+    if in_git:
+        git(path, "init", "-q")
+        commit_all(path, "import")
+    before = sorted(p.name for p in path.iterdir())
+    result = invoke("update", path)
+    assert result.exit_code == 1
+    assert f"{path} is not a scaffold project: it has no .copier-answers.yml" in result.output
+    assert "scaffold adopt -d task=" in result.output and "docs/updating.md" in result.output
+    assert sorted(p.name for p in path.iterdir()) == before
+
+    # adopt then needs to be told how scaffold would have made it.
+    if in_git:
+        before = state(path)
+        result = invoke("adopt", path)
+        assert result.exit_code == 1
+        assert "has no .copier-answers.yml, so scaffold can't tell" in result.output
+        assert "-d task=" in result.output and "--defaults" in result.output
+        assert state(path) == before
+        result = invoke("adopt", path, "--defaults")
+        assert result.exit_code == 0, result.output
+        assert answers(path)["task"] == "image_classification"
 
 
 def test_not_in_git_says_how_to_start(tmp_path) -> None:
@@ -422,7 +490,7 @@ def test_adopt_a_project_without_answers_file(project) -> None:
     git(project, "rm", "-q", ".copier-answers.yml")
     git(project, "commit", "-q", "-m", "lost the answers")
     result = invoke("update", project)
-    assert result.exit_code == 1 and "scaffold adopt --template" in result.output
+    assert result.exit_code == 1 and "is not a scaffold project" in result.output
     # Squash the history, so there is no pristine render either.
     git(project, "checkout", "-q", "--orphan", "squashed")
     git(project, "commit", "-q", "-m", "squashed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import venv
@@ -20,7 +21,8 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("scaffold-*.whl")
+    # The distribution is scaffold-dl (the name scaffold on PyPI is another project's).
+    (wheel,) = tmp_path.glob("scaffold_dl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "scaffold/templates/default/copier.yml" in names
     assert any(n.startswith("scaffold/templates/default/project/src/") for n in names)
@@ -85,3 +87,16 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
         )
         assert done.returncode == 0, done.stdout + done.stderr
     assert "csv" in (tmp_path / "exp" / ".copier-answers.yml").read_text()
+
+
+# The name `scaffold` on PyPI is another project's: "scaffold" not followed by "-dl".
+UNRELATED = re.compile(r"pypi\.org/project/scaffold\b(?!-)|pip install (-U )?scaffold\b(?!-)")
+
+
+def test_nothing_points_at_the_unrelated_pypi_project() -> None:
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    files += [*(ROOT / "scaffold").rglob("*.py"), *(ROOT / "templates").rglob("*")]
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts:
+            found = UNRELATED.search(path.read_text(errors="replace"))
+            assert found is None, (path, found and found.group())

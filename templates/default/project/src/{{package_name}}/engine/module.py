@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import checkpoint as ckpt
+
 if TYPE_CHECKING:
     from .trainer import Trainer
 
@@ -31,6 +33,7 @@ class Module(nn.Module):
         super().__init__()
         self._trainer: weakref.ref[Trainer] | None = None
         self.hparams: dict[str, Any] = {}
+        self.loaded_from: ckpt.Source | None = None  # the checkpoint the weights came from
 
     @property
     def trainer(self) -> Trainer | None:
@@ -84,6 +87,11 @@ class Module(nn.Module):
     ) -> Module:
         """Rebuild a module from a checkpoint's hyperparameters and weights.
 
+        The checkpoint is checked first (``checkpoint.py``): a damaged or
+        foreign file, or one of another model, raises ``CheckpointError``
+        naming it. The module's ``loaded_from`` says which checkpoint, epoch
+        and step its weights come from.
+
         Args:
             path: A checkpoint written by the Trainer (a file, or a sharded folder).
             map_location: Where to load the tensors.
@@ -93,20 +101,22 @@ class Module(nn.Module):
         if path.is_dir():
             # A sharded checkpoint folder (fsdp, deepspeed): the strategy gathers
             # the full weights here, in this one process, into a fresh module.
-            from .strategy import full_weights
+            from .strategy import full_weights, read_folder
 
-            checkpoint = torch.load(path / "trainer.ckpt", weights_only=True)
-            module = cls(**{**checkpoint["hyper_parameters"], **overrides})
+            checkpoint = read_folder(path)
+            module = _rebuild(cls, path, checkpoint, overrides)
             module.load_state_dict(full_weights(path, module))
-            return module.to(map_location)
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        module = cls(**{**checkpoint["hyper_parameters"], **overrides})
-        state = checkpoint["state_dict"]
-        # Come back in the dtype it was trained in (bf16-true, 64-true, ...).
-        dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
-        if len(dtypes) == 1:
-            module.to(dtypes.pop())
-        module.load_state_dict(state)
+            module = module.to(map_location)
+        else:
+            checkpoint = ckpt.load(path, map_location=map_location)
+            module = _rebuild(cls, path, checkpoint, overrides)
+            state = checkpoint["state_dict"]
+            # Come back in the dtype it was trained in (bf16-true, 64-true, ...).
+            dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+            if len(dtypes) == 1:
+                module.to(dtypes.pop())
+            module.load_state_dict(state)
+        module.loaded_from = ckpt.source(path, checkpoint)
         return module
 
     # ------------------------------------------------------------ logging
@@ -202,6 +212,28 @@ class Module(nn.Module):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Read back what :meth:`on_save_checkpoint` added."""
+
+
+def _rebuild(
+    cls: type[Module], path: Path, checkpoint: dict[str, Any], overrides: dict[str, Any]
+) -> Module:
+    """``cls`` built from a checkpoint's hyperparameters, refused if they aren't its own."""
+    hparams = checkpoint["hyper_parameters"]
+    if not isinstance(hparams, dict):
+        raise ckpt.CheckpointError(
+            f"checkpoint {str(path)!r} is damaged: its hyper_parameters are a "
+            f"{type(hparams).__name__}, not a dict"
+        )
+    try:
+        inspect.signature(cls).bind(**{**hparams, **overrides})
+    except TypeError as error:
+        raise ckpt.CheckpointError(
+            f"checkpoint {str(path)!r} was not written by a {cls.__name__} "
+            f"(its hyperparameters don't fit: {error}); load it with the class that wrote it"
+        ) from None
+    module = cls(**{**hparams, **overrides})
+    ckpt.check_fits(path, checkpoint, module)
+    return module
 
 
 class DataModule:

@@ -60,12 +60,16 @@ def rng_states() -> dict[str, Any]:
 
 
 def restore_rng_states(states: dict[str, Any]) -> None:
-    """Undo :func:`rng_states`."""
+    """Undo :func:`rng_states`.
+
+    The states may arrive on the training device (a checkpoint loaded with
+    ``map_location="cuda"``); generators take their state as CPU byte tensors.
+    """
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(states["torch"])
+    torch.set_rng_state(states["torch"].cpu())
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
     if "numpy" in states:
         import numpy as np
 
@@ -73,7 +77,7 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         np.random.set_state(
             (
                 "MT19937",
-                numpy_state["keys"].numpy().astype("uint32"),
+                numpy_state["keys"].cpu().numpy().astype("uint32"),
                 numpy_state["pos"],
                 numpy_state["has_gauss"],
                 numpy_state["cached_gaussian"],

@@ -219,6 +219,33 @@ def test_a_full_or_read_only_disk_is_one_line_and_keeps_the_last_checkpoint(
     assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
 
 
+def test_a_full_disk_under_ddp_is_said_once_by_rank_zero(tmp_path) -> None:
+    answers = {"logger": "csv", "hardware": "cpu", "devices": 2, "strategy": "ddp"}
+    project = make_project(tmp_path / "exp", **answers).path
+    script = tmp_path / "failing_disk.py"
+    script.write_text(FAILING_DISK)
+    root = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(script), str(28), "fit"]
+    command += ["--trainer.default_root_dir", str(root), *ARGS, "--trainer.devices", "2"]
+    command += ["--trainer.max_epochs", "2"]  # 2 steps an epoch: the third write fails
+    result = subprocess.run(
+        command, cwd=project, env=_env(project), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    # Rank zero wrote for both and both stopped at the same step: one message,
+    # and no rank reports a failure of its own.
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: no space left on device"), (
+        result.stderr[-3000:]
+    )
+    assert "no checkpoint saved" not in result.stdout + result.stderr
+    folder = root / "version_0" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) == [
+        "last.ckpt"
+    ]
+
+
 def _read_while(path: Path, running: threading.Event, torn: list[str], reads: list[int]) -> None:
     """Read ``path`` whole, again and again, checking every zip CRC, until told to stop."""
     while running.is_set():

@@ -20,7 +20,14 @@ import math
 
 
 class UsageError(Exception):
-    """A problem with how the project was run; the message names the value and the fix."""
+    """A problem with how the project was run; the message names the value and the fix.
+
+    Attributes:
+        every_rank: Raised the same way on every rank at the same point (a
+            checkpoint write that rank zero did for all): only rank zero prints it.
+    """
+
+    every_rank = False
 
 
 class ConfigError(UsageError, ValueError):

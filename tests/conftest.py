@@ -78,6 +78,30 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     }
 
 
+# Tests that take a minute or more on one core (besides the generated suites,
+# costed by matrix.expected_seconds), with their rough cost in seconds.
+LONG = {
+    "test_every_engine_combination_renders_clean": 120,
+    "test_deepspeed_trains_resumes_mid_epoch_and_exports": 55,
+    "test_random_option_values_in_a_real_process": 50,
+    "test_sigkill_at_random_moments_then_resume_is_bitwise_exact": 45,
+    "test_fsdp_trains_saves_shards_resumes_and_exports": 45,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest tests first, so pytest-xdist's workers don't wait on one long tail."""
+    from matrix import expected_seconds
+
+    def seconds(item: pytest.Item) -> int:
+        params = getattr(item, "callspec", None)
+        if params is not None and isinstance(params.params.get("answers"), dict):
+            return expected_seconds(params.params["answers"])
+        return LONG.get(getattr(item, "originalname", item.name), 0)
+
+    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order
+
+
 @pytest.fixture
 def default_project(tmp_path_factory) -> Path:
     """A project made with every default (rendered once per test that asks)."""

@@ -68,8 +68,11 @@ def all_valid() -> list[dict]:
     return combos
 
 
-# The answers that decide how the loop runs: every valid triple of them is
-# covered, not just every pair (hardware x strategy x precision).
+# The answers that decide how the loop runs. On a CPU-only machine a cuda
+# project runs the same code as a cpu one (the hardware answer changes the
+# defaults, not the code paths a CPU test takes), so the default run covers
+# every pair of answers, strategy x precision included; the hardware x
+# strategy x precision triples are a slow set (``pytest -m slow``).
 ENGINE = ("hardware", "strategy", "deepspeed_stage", "precision")
 
 
@@ -80,28 +83,52 @@ STAGE_PAIRS = {"hardware", "devices", "num_nodes", "strategy", "precision"}
 
 
 def pairs_of(answers: dict) -> Iterator[tuple]:
-    """The pairs (and the engine triple) a combination covers."""
+    """The pairs of answers a combination covers."""
     items = sorted((k, answers[k]) for k in VARIED)
     for pair in itertools.combinations(items, 2):
         names = {pair[0][0], pair[1][0]}
         if "deepspeed_stage" not in names or names - {"deepspeed_stage"} <= STAGE_PAIRS:
             yield pair
-    yield tuple((k, answers[k]) for k in ENGINE)
+
+
+def triple_of(answers: dict) -> tuple:
+    """The engine triple (hardware, strategy, stage, precision) a combination covers."""
+    return tuple((k, answers[k]) for k in ENGINE)
 
 
 def pairwise() -> list[dict]:
-    """A small set of valid combinations covering every valid pair of answers.
+    """A small set of valid combinations covering every valid pair of answers."""
+    return _cover(all_valid(), lambda combo: set(pairs_of(combo)))
 
-    And every valid hardware x strategy x precision triple.
-    """
+
+def engine_triples() -> list[dict]:
+    """Combinations that, with :func:`pairwise`'s, cover every valid engine triple too."""
     candidates = all_valid()
-    uncovered = {pair for combo in candidates for pair in pairs_of(combo)}
+    covered = {triple_of(combo) for combo in pairwise()}
+    return _cover(candidates, lambda combo: {triple_of(combo)} - covered)
+
+
+def _cover(candidates: list[dict], covers) -> list[dict]:
+    """Greedy set cover: the candidate covering the most of what is left, until nothing is."""
+    uncovered = set().union(*(covers(combo) for combo in candidates))
     chosen = []
     while uncovered:
-        best = max(candidates, key=lambda c: len(uncovered.intersection(pairs_of(c))))
+        best = max(candidates, key=lambda c: len(uncovered.intersection(covers(c))))
         chosen.append(best)
-        uncovered.difference_update(pairs_of(best))
+        uncovered.difference_update(covers(best))
     return chosen
+
+
+def expected_seconds(answers: dict) -> int:
+    """A rough cost of a combination's own suite on one CPU core (for test ordering).
+
+    torchrun strategies add their two-process tests (DeepSpeed also its engine
+    set-up per run); CPUs run half-precision convolutions slowly.
+    """
+    seconds = 15 + {"ddp": 25, "fsdp": 35, "deepspeed": 70}.get(answers["strategy"], 0)
+    if answers["precision"] in ("16-true", "bf16-true"):
+        seconds += 60 if answers["task"] == "image_classification" else 10
+    return seconds
 
 
 def label(answers: dict) -> str:

@@ -1,10 +1,11 @@
 """Every supported answer combination renders ruff-clean code whose own tests pass.
 
-The default run covers every valid *pair* of answers, and every valid
-hardware x strategy x precision triple, with the generated project's full test
-suite; it renders every combination of the answers that shape the engine for
-ruff (and bash -n for the launch scripts). ``pytest -m slow`` runs every
-combination's test suite.
+The default run covers every valid *pair* of answers with the generated
+project's full test suite, run with only the project's declared dependencies
+installed; it renders every combination of the answers that shape the engine
+for ruff (and bash -n for the launch scripts). ``pytest -m slow`` adds the
+combinations that cover every hardware x strategy x precision triple, and
+every combination's test suite.
 """
 
 from __future__ import annotations
@@ -16,13 +17,24 @@ from pathlib import Path
 
 import pytest
 from conftest import make_project, project_env, ruff, run_project_tests
-from matrix import CALLBACKS, VARIED, all_valid, as_answers, label, pairs_of, pairwise
+from matrix import (
+    CALLBACKS,
+    VARIED,
+    all_valid,
+    as_answers,
+    engine_triples,
+    label,
+    pairs_of,
+    pairwise,
+    triple_of,
+)
 from venvs import declared, python_for
 
 from scaffold import rules
 from scaffold.new import create
 
 PAIRWISE = pairwise()
+TRIPLES = engine_triples()
 ALL = all_valid()
 # For ruff: every combination of the answers that shape the engine, each with
 # the most callbacks it allows (the most code); the tasks, which only change
@@ -69,6 +81,8 @@ def _assert_own_tests_pass(project: Path) -> None:
 def test_the_pairwise_set_covers_every_valid_pair() -> None:
     needed = {pair for combo in ALL for pair in pairs_of(combo)}
     covered = {pair for combo in PAIRWISE for pair in pairs_of(combo)}
+    # With the slow set, every hardware x strategy x precision triple too.
+    assert {triple_of(c) for c in ALL} == {triple_of(c) for c in PAIRWISE + TRIPLES}
     assert needed == covered
     # Every pair of task, hardware, strategy, precision, logger and callbacks.
     assert (("precision", "16-mixed"), ("strategy", "deepspeed")) in covered
@@ -147,6 +161,16 @@ def test_every_set_of_callbacks_renders_ruff_clean(tmp_path: Path) -> None:
     _assert_ruff_clean(tmp_path)
     with_file = list(tmp_path.glob("c*/src/*/engine/callbacks.py"))
     assert len(with_file) == len(CALLBACK_SUBSETS) - 1  # no callbacks: no callbacks.py
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", TRIPLES, ids=label)
+def test_engine_triple_combination_is_clean_and_its_tests_pass(
+    tmp_path: Path, answers: dict
+) -> None:
+    project = _make(tmp_path, answers)
+    _assert_ruff_clean(project)
+    _assert_own_tests_pass(project)
 
 
 @pytest.mark.slow

@@ -68,11 +68,8 @@ def all_valid() -> list[dict]:
     return combos
 
 
-# The answers that decide how the loop runs. On a CPU-only machine a cuda
-# project runs the same code as a cpu one (the hardware answer changes the
-# defaults, not the code paths a CPU test takes), so the default run covers
-# every pair of answers, strategy x precision included; the hardware x
-# strategy x precision triples are a slow set (``pytest -m slow``).
+# The answers that decide how the loop runs: the slow set adds combinations so
+# that every hardware x strategy x precision triple runs its tests.
 ENGINE = ("hardware", "strategy", "deepspeed_stage", "precision")
 
 
@@ -94,6 +91,21 @@ def pairs_of(answers: dict) -> Iterator[tuple]:
 def triple_of(answers: dict) -> tuple:
     """The engine triple (hardware, strategy, stage, precision) a combination covers."""
     return tuple((k, answers[k]) for k in ENGINE)
+
+
+def each_value() -> list[dict]:
+    """A few valid combinations, the cheapest first, holding every answer's every value.
+
+    Every task, hardware, process count, strategy, ZeRO stage, precision, logger
+    and callback set appears at least once: what the default run installs each
+    into its own venv and tests (the pairs are the slow set).
+    """
+    candidates = sorted(all_valid(), key=expected_seconds)  # ties go to the cheapest
+    return _cover(candidates, lambda combo: {(k, _key(combo[k])) for k in VARIED})
+
+
+def _key(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def pairwise() -> list[dict]:

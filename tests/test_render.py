@@ -1,11 +1,12 @@
 """Every supported answer combination renders ruff-clean code whose own tests pass.
 
-The default run covers every valid *pair* of answers with the generated
-project's full test suite, run with only the project's declared dependencies
-installed; it renders every combination of the answers that shape the engine
-for ruff (and bash -n for the launch scripts). ``pytest -m slow`` adds the
-combinations that cover every hardware x strategy x precision triple, and
-every combination's test suite.
+The default run tests a few projects that hold every value of every answer
+with the generated project's full test suite, run with only the project's
+declared dependencies installed; it renders every combination of the answers
+that shape the engine for ruff (and bash -n for the launch scripts).
+``pytest -m slow`` runs the suites of a set covering every valid *pair* of
+answers, then the combinations that add every hardware x strategy x precision
+triple, then every combination's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from matrix import (
     VARIED,
     all_valid,
     as_answers,
+    each_value,
     engine_triples,
     label,
     pairs_of,
@@ -33,6 +35,7 @@ from venvs import declared, python_for
 from scaffold import rules
 from scaffold.new import create
 
+EACH = each_value()
 PAIRWISE = pairwise()
 TRIPLES = engine_triples()
 ALL = all_valid()
@@ -125,6 +128,21 @@ def test_project_venvs_hold_only_what_the_project_declares(tmp_path: Path) -> No
     assert found.stdout.split("\n")[0] == str(["numpy", "pytest", "torch", "tqdm", "yaml"])
 
 
+def test_the_default_set_holds_every_value_of_every_answer() -> None:
+    for name in VARIED:
+        every = {str(combo[name]) for combo in ALL}
+        assert {str(combo[name]) for combo in EACH} == every, name
+    assert len(EACH) <= 8
+
+
+@pytest.mark.parametrize("answers", EACH, ids=label)
+def test_combination_is_clean_and_its_tests_pass(tmp_path: Path, answers: dict) -> None:
+    project = _make(tmp_path, answers)
+    _assert_ruff_clean(project)
+    _assert_own_tests_pass(project)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("answers", PAIRWISE, ids=label)
 def test_pairwise_combination_is_clean_and_its_tests_pass(tmp_path: Path, answers: dict) -> None:
     project = _make(tmp_path, answers)

@@ -21,21 +21,15 @@ plain data (an empty, cut-short, text or random file, a pickle) without
 unpickling it. It also refuses a checkpoint that lacks an entry, and
 :func:`check_fits` one of another model, before any weight is loaded.
 
-Sharing a folder. A run that writes into a checkpoint folder it was given
-(``dirpath``) holds :class:`FolderLock` on it while it trains: a second run
-pointed there is refused with the holder's pid. The lock is an ``fcntl.flock``,
-so it dies with its process (SIGKILL included). Where fcntl is missing
-(Windows) there is no lock, and two runs must not share a folder.
+Sharing a folder: see :mod:`folder_lock`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import secrets
 import shutil
-import socket
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +37,11 @@ from typing import IO, Any
 
 import torch
 
-from .errors import UsageError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks (see the module docstring)
-    fcntl = None
+from .errors import CheckpointError, cause
+from .folder_lock import FolderLock as FolderLock  # where it was; ckpt.FolderLock still works
+from .folder_lock import fcntl, lock
 
 FORMAT = "scaffold-checkpoint-v1"
-LOCK_FILE = ".lock"  # in a checkpoint folder a run writes into: who holds it
 TEMP, TRASH = ".tmp", ".trash"  # suffixes of the hidden names used while writing
 MANIFEST = "SHA256SUMS"  # in a checkpoint folder (sharded strategies): written last
 # What every checkpoint holds.
@@ -69,12 +59,6 @@ REQUIRED = (
     "rng",
 )
 _CHUNK = 1 << 24  # bytes read at a time when checking a file
-# flock's errors on a file system that has no locks (not every OS has every name).
-_NO_LOCKS = {getattr(errno, name, None) for name in ("ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP")}
-
-
-class CheckpointError(UsageError):
-    """A checkpoint that can't be read or written; the message names the file and why."""
 
 
 # ---------------------------------------------------------------- writing
@@ -117,11 +101,6 @@ def write_error(path: str | Path, error: OSError) -> CheckpointError:
     )
 
 
-def cause(error: OSError) -> str:
-    """``no space left on device``, ``read-only file system``, ..."""
-    return os.strerror(error.errno).lower() if error.errno else str(error)
-
-
 def hidden_name(target: Path, suffix: str) -> Path:
     """A name beside ``target`` for this writer alone: ``.last.ckpt.<pid>-<random><suffix>``."""
     return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}")
@@ -145,22 +124,6 @@ def claim_temp(target: Path, *, directory: bool) -> tuple[Path, int]:
         if not lock(fd, wait=True) or os.fstat(fd).st_nlink > 0:
             return tmp, fd
         os.close(fd)
-
-
-def lock(fd: int, *, wait: bool) -> bool:
-    """Lock ``fd`` (``flock``, exclusive); False where there are no locks (Windows, some NFS).
-
-    Raises BlockingIOError when another process holds it and ``wait`` is False.
-    """
-    if fcntl is None:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in _NO_LOCKS:
-            return False
-        raise
-    return True
 
 
 def discard(tmp: Path | None) -> None:
@@ -235,60 +198,6 @@ def _clean_temp(tmp: Path) -> None:
         pass  # cleaning up is best effort: the next run tries again
     finally:
         os.close(fd)
-
-
-# ---------------------------------------------------------------- the folder lock
-
-
-class FolderLock:
-    """The lock of a checkpoint folder: one run at a time writes there.
-
-    ``<folder>/.lock`` is locked with ``fcntl.flock`` and holds the holder's
-    pid and host, for the message another run gets. The kernel drops the lock
-    when its process ends, however it ends, so a killed run never leaves a
-    stale lock behind. The file itself stays (deleting it would let a second
-    run lock a new file while the first still holds the old one).
-    """
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        """Take the lock, or raise CheckpointError naming the folder and its holder."""
-        if self._file is not None:
-            return
-        path = self.folder / LOCK_FILE
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            file = path.open("a+", encoding="utf-8")
-            locked = lock(file.fileno(), wait=False)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or "another process"
-            file.close()
-            raise CheckpointError(
-                f"checkpoint folder {str(self.folder)!r} is in use by another run ({holder}); "
-                "give this run its own folder (--checkpoint.dirpath), or wait for that one "
-                "to end"
-            ) from None
-        except OSError as error:
-            raise write_error(path, error) from None
-        if not locked:  # Windows, or a file system without locks
-            file.close()
-            print(f"note: {str(self.folder)!r} can't be locked: two runs must not share it")
-            return
-        file.seek(0)
-        file.truncate()
-        file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        file.flush()
-        self._file = file
-
-    def release(self) -> None:
-        """Let another run write here (closing the file drops the lock)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 # ---------------------------------------------------------------- reading

@@ -3,14 +3,18 @@
 Same model, data, seed and settings on CPU fp32 — gradient accumulation with a
 partial last window, norm clipping, a per-step LR scheduler, validation every
 epoch and a short last batch. Compared: every training loss, the logged epoch
-metrics, and the final weights. pytorch-lightning is a dev dependency of this
-repository only.
+metrics, and the final weights. Then, with a validation metric that goes up and
+down: which epochs ModelCheckpoint(save_top_k=2) keeps (mode min and max), the
+epoch EarlyStopping stops at (patience, min_delta), and the learning rate
+ReduceLROnPlateau gives each epoch, with the weights still equal to 1e-6.
+pytorch-lightning is a dev dependency of this repository only.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,38 +97,57 @@ def science(base):
     return Classifier
 
 
-def test_training_matches_lightning_to_1e6(engine, tmp_path) -> None:
+def fit_ours(engine, module, tmp_path, callbacks=(), **settings):
+    """Fit ``module`` in the generated loop on ``data()``; returns the Trainer."""
     module_lib, trainer_lib, sampling = engine
-
-    ours = science(module_lib.Module)()
     trainer = trainer_lib.Trainer(
         accelerator="cpu",
         default_root_dir=str(tmp_path / "ours"),
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        **SETTINGS,
+        callbacks=list(callbacks),
+        **settings,
     )
     train, val = data(sampling)
     datamodule = module_lib.DataModule()
     datamodule.train_dataloader = lambda: train
     datamodule.val_dataloader = lambda: val
-    trainer.fit(ours, datamodule)
+    trainer.fit(module, datamodule)
+    return trainer
 
-    theirs = science(pl.LightningModule)()
+
+def fit_lightning(sampling, module, tmp_path, callbacks=(), **settings):
+    """Fit ``module`` in pytorch_lightning on the same ``data()``; returns the Trainer."""
     lightning = pl.Trainer(
         accelerator="cpu",
         devices=1,
         default_root_dir=str(tmp_path / "lightning"),
         enable_progress_bar=False,
         enable_model_summary=False,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks),
         logger=False,
         num_sanity_val_steps=0,
-        **SETTINGS,
+        callbacks=list(callbacks),
+        **settings,
     )
     train, val = data(sampling)
-    lightning.fit(theirs, train_dataloaders=train, val_dataloaders=val)
+    lightning.fit(module, train_dataloaders=train, val_dataloaders=val)
+    return lightning
+
+
+def assert_same_weights(ours: nn.Module, theirs: nn.Module) -> None:
+    for (name, a), (_, b) in zip(
+        ours.state_dict().items(), theirs.state_dict().items(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_training_matches_lightning_to_1e6(engine, tmp_path) -> None:
+    ours = science(engine[0].Module)()
+    trainer = fit_ours(engine, ours, tmp_path, **SETTINGS)
+    theirs = science(pl.LightningModule)()
+    lightning = fit_lightning(engine[2], theirs, tmp_path, **SETTINGS)
 
     # Every micro-batch loss, in order: same data order, same updates.
     assert len(ours.losses) == len(theirs.losses) == 15
@@ -135,7 +158,135 @@ def test_training_matches_lightning_to_1e6(engine, tmp_path) -> None:
     for name in ("train_loss_epoch", "val_loss", "val_acc"):
         ours_value = float(trainer.callback_metrics[name])
         assert ours_value == pytest.approx(float(lightning.callback_metrics[name]), abs=1e-6), name
-    for (name, a), (_, b) in zip(
-        ours.state_dict().items(), theirs.state_dict().items(), strict=True
-    ):
-        assert torch.allclose(a, b, atol=1e-6), name
+    assert_same_weights(ours, theirs)
+
+
+# ---------------------------------------------------------------- callbacks and schedulers
+#
+# ModelCheckpoint's top-k, EarlyStopping and ReduceLROnPlateau decide from a
+# validation metric. `val_metric` is the validation loss, scaled down, plus a
+# fixed offset per epoch that goes up and down: the decisions (which epochs
+# rank best, when patience runs out, when the learning rate drops) are
+# non-trivial, and the two loops make them from the same numbers.
+
+OFFSETS = (0.50, 0.30, 0.40, 0.10, 0.08, 0.35, 0.02, 0.20, 0.06, 0.30)
+
+
+@pytest.fixture(scope="module")
+def callback_engine(tmp_path_factory):
+    """A generated engine with ModelCheckpoint and EarlyStopping, imported from its src/."""
+    project = make_project(
+        tmp_path_factory.mktemp("parity") / "parity-cb",
+        logger="none",
+        callbacks=["model_checkpoint", "early_stopping"],
+    ).path
+    sys.path.insert(0, str(project / "src"))
+    try:
+        yield tuple(
+            importlib.import_module(f"parity_cb.engine.{name}")
+            for name in ("module", "trainer", "sampling", "callbacks")
+        )
+    finally:
+        sys.path.remove(str(project / "src"))
+
+
+def oscillating(base, plateau: dict | None = None):
+    """The science above, with an up-and-down ``val_metric`` and an optional plateau scheduler."""
+
+    class Oscillating(science(base)):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lrs: list[float] = []  # the learning rate each epoch trains with
+
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 0:
+                self.lrs.append(self.optimizer.param_groups[0]["lr"])
+            return super().training_step(batch, batch_idx)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            loss = nn.functional.cross_entropy(self(x), y)
+            self.log("val_metric", 0.01 * loss + OFFSETS[self.current_epoch])
+
+        def configure_optimizers(self):
+            self.optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+            if plateau is None:
+                return self.optimizer
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, **plateau)
+            return {
+                "optimizer": self.optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_metric"},
+            }
+
+    return Oscillating
+
+
+def fit_both(engine, tmp_path, ours_callbacks, their_callbacks, plateau=None, max_epochs=8):
+    """Fit the oscillating module in the generated loop and in Lightning; both modules."""
+    ours = oscillating(engine[0].Module, plateau)()
+    trainer = fit_ours(engine[:3], ours, tmp_path, ours_callbacks, max_epochs=max_epochs)
+    theirs = oscillating(pl.LightningModule, plateau)()
+    lightning = fit_lightning(engine[2], theirs, tmp_path, their_callbacks, max_epochs=max_epochs)
+    assert trainer.global_step == lightning.global_step
+    assert_same_weights(ours, theirs)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_save_top_k_keeps_the_same_epochs_as_lightning(callback_engine, tmp_path, mode) -> None:
+    options = {"monitor": "val_metric", "mode": mode, "save_top_k": 2, "filename": "{epoch}"}
+    ours = callback_engine[3].ModelCheckpoint(dirpath=tmp_path / "ours_ckpt", **options)
+    theirs = pl.callbacks.ModelCheckpoint(
+        dirpath=tmp_path / "their_ckpt", save_last=True, **options
+    )
+    fit_both(callback_engine, tmp_path, [ours], [theirs])
+
+    def kept(folder):
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+    expected = {"min": ["epoch=4.ckpt", "epoch=6.ckpt"], "max": ["epoch=0.ckpt", "epoch=2.ckpt"]}
+    assert kept(tmp_path / "their_ckpt") == sorted([*expected[mode], "last.ckpt"])
+    assert kept(tmp_path / "ours_ckpt") == kept(tmp_path / "their_ckpt")
+    assert Path(ours.best_model_path).name == Path(theirs.best_model_path).name
+    assert ours.best_model_score == pytest.approx(float(theirs.best_model_score), abs=1e-6)
+    ours_ranking = {Path(k).name: v for k, v in ours.best_k_models.items()}
+    their_ranking = {Path(k).name: float(v) for k, v in theirs.best_k_models.items()}
+    assert ours_ranking == pytest.approx(their_ranking, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("patience", "min_delta", "stopped"),
+    # Patience 1 runs out at the first worse epoch; patience 2 only at epoch 8; with
+    # min_delta, epoch 4's small improvement (0.10 -> 0.08) counts as none: epoch 5.
+    [(1, 0.0, 2), (2, 0.0, 8), (2, 0.05, 5), (3, 0.1, 6)],
+)
+def test_early_stopping_stops_at_the_same_epoch_as_lightning(
+    callback_engine, tmp_path, patience, min_delta, stopped
+) -> None:
+    options = {"monitor": "val_metric", "patience": patience, "min_delta": min_delta}
+    ours = callback_engine[3].EarlyStopping(**options)
+    theirs = pl.callbacks.EarlyStopping(**options)
+    ours_module, their_module = fit_both(callback_engine, tmp_path, [ours], [theirs], max_epochs=10)
+    assert theirs.stopped_epoch == stopped  # the case each parameter set exercises
+    assert ours.stopped_epoch == theirs.stopped_epoch
+    assert ours.wait_count == theirs.wait_count
+    assert ours.best_score == pytest.approx(float(theirs.best_score), abs=1e-6)
+    assert len(ours_module.lrs) == len(their_module.lrs) == stopped + 1  # epochs trained
+
+
+@pytest.mark.parametrize(
+    "plateau",
+    [
+        {"mode": "min", "factor": 0.5, "patience": 0},  # drops after every worse epoch
+        {"mode": "min", "factor": 0.5, "patience": 1, "threshold": 0.5},  # a relative threshold
+        # An absolute threshold, and a cooldown during which a new best still counts.
+        {"factor": 0.1, "patience": 1, "cooldown": 1, "threshold": 0.05, "threshold_mode": "abs"},
+    ],
+)
+def test_reduce_lr_on_plateau_gives_the_same_rates_as_lightning(
+    callback_engine, tmp_path, plateau
+) -> None:
+    ours, theirs = fit_both(callback_engine, tmp_path, [], [], plateau=plateau, max_epochs=10)
+    assert len(set(theirs.lrs)) > 2, theirs.lrs  # the rate dropped more than once
+    assert ours.lrs == pytest.approx(theirs.lrs, abs=1e-12)
+    assert ours.optimizer.param_groups[0]["lr"] == theirs.optimizer.param_groups[0]["lr"]

@@ -19,39 +19,32 @@ for every member of its zip archive, so a flipped bit in a tensor would load
 silently. :func:`load` checks them first, and refuses whatever isn't a zip of
 plain data (an empty, cut-short, text or random file, a pickle) without
 unpickling it. It also refuses a checkpoint that lacks an entry, and
-:func:`check_fits` one of another model, before any weight is loaded.
+:func:`check_fits` (``fits.py``) one of another model, before any weight is loaded.
 
-Sharing a folder. A run that writes into a checkpoint folder it was given
-(``dirpath``) holds :class:`FolderLock` on it while it trains: a second run
-pointed there is refused with the holder's pid. The lock is an ``fcntl.flock``,
-so it dies with its process (SIGKILL included). Where fcntl is missing
-(Windows) there is no lock, and two runs must not share a folder.
+Sharing a folder: see :mod:`folder_lock`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import secrets
 import shutil
-import socket
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
-from .errors import UsageError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks (see the module docstring)
-    fcntl = None
+from .errors import CheckpointError, cause
+from .fits import check_fits as check_fits  # re-exported: they were defined here
+from .fits import shapes as shapes
+from .folder_lock import FolderLock as FolderLock
+from .folder_lock import fcntl, lock
 
 FORMAT = "scaffold-checkpoint-v1"
-LOCK_FILE = ".lock"  # in a checkpoint folder a run writes into: who holds it
 TEMP, TRASH = ".tmp", ".trash"  # suffixes of the hidden names used while writing
 MANIFEST = "SHA256SUMS"  # in a checkpoint folder (sharded strategies): written last
 # What every checkpoint holds.
@@ -69,12 +62,6 @@ REQUIRED = (
     "rng",
 )
 _CHUNK = 1 << 24  # bytes read at a time when checking a file
-# flock's errors on a file system that has no locks (not every OS has every name).
-_NO_LOCKS = {getattr(errno, name, None) for name in ("ENOLCK", "ENOSYS", "EOPNOTSUPP", "ENOTSUP")}
-
-
-class CheckpointError(UsageError):
-    """A checkpoint that can't be read or written; the message names the file and why."""
 
 
 # ---------------------------------------------------------------- writing
@@ -117,11 +104,6 @@ def write_error(path: str | Path, error: OSError) -> CheckpointError:
     )
 
 
-def cause(error: OSError) -> str:
-    """``no space left on device``, ``read-only file system``, ..."""
-    return os.strerror(error.errno).lower() if error.errno else str(error)
-
-
 def hidden_name(target: Path, suffix: str) -> Path:
     """A name beside ``target`` for this writer alone: ``.last.ckpt.<pid>-<random><suffix>``."""
     return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}")
@@ -145,22 +127,6 @@ def claim_temp(target: Path, *, directory: bool) -> tuple[Path, int]:
         if not lock(fd, wait=True) or os.fstat(fd).st_nlink > 0:
             return tmp, fd
         os.close(fd)
-
-
-def lock(fd: int, *, wait: bool) -> bool:
-    """Lock ``fd`` (``flock``, exclusive); False where there are no locks (Windows, some NFS).
-
-    Raises BlockingIOError when another process holds it and ``wait`` is False.
-    """
-    if fcntl is None:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in _NO_LOCKS:
-            return False
-        raise
-    return True
 
 
 def discard(tmp: Path | None) -> None:
@@ -237,65 +203,15 @@ def _clean_temp(tmp: Path) -> None:
         os.close(fd)
 
 
-# ---------------------------------------------------------------- the folder lock
-
-
-class FolderLock:
-    """The lock of a checkpoint folder: one run at a time writes there.
-
-    ``<folder>/.lock`` is locked with ``fcntl.flock`` and holds the holder's
-    pid and host, for the message another run gets. The kernel drops the lock
-    when its process ends, however it ends, so a killed run never leaves a
-    stale lock behind. The file itself stays (deleting it would let a second
-    run lock a new file while the first still holds the old one).
-    """
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        """Take the lock, or raise CheckpointError naming the folder and its holder."""
-        if self._file is not None:
-            return
-        path = self.folder / LOCK_FILE
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            file = path.open("a+", encoding="utf-8")
-            locked = lock(file.fileno(), wait=False)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or "another process"
-            file.close()
-            raise CheckpointError(
-                f"checkpoint folder {str(self.folder)!r} is in use by another run ({holder}); "
-                "give this run its own folder (--checkpoint.dirpath), or wait for that one "
-                "to end"
-            ) from None
-        except OSError as error:
-            raise write_error(path, error) from None
-        if not locked:  # Windows, or a file system without locks
-            file.close()
-            print(f"note: {str(self.folder)!r} can't be locked: two runs must not share it")
-            return
-        file.seek(0)
-        file.truncate()
-        file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        file.flush()
-        self._file = file
-
-    def release(self) -> None:
-        """Let another run write here (closing the file drops the lock)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
 # ---------------------------------------------------------------- reading
 
 
 def load(
-    path: str | Path, map_location: str | torch.device = "cpu", *, without: tuple[str, ...] = ()
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    *,
+    without: tuple[str, ...] = (),
+    weights: bool = True,
 ) -> dict[str, Any]:
     """Read a checkpoint file written by :func:`save`, after checking it.
 
@@ -304,6 +220,10 @@ def load(
         map_location: Where to put its tensors.
         without: Keys of :data:`REQUIRED` this file doesn't hold (a folder's
             ``trainer.ckpt`` keeps no weights).
+        weights: False to look at everything but the tensors (``--ckpt_path
+            best`` reads last.ckpt's callback state): they are memory-mapped,
+            never read, and only the pickle's CRC-32 is checked, so a large
+            model's checkpoint costs neither the time nor the memory.
 
     Raises:
         CheckpointError: It is missing, not a checkpoint (empty, cut short,
@@ -318,10 +238,15 @@ def load(
             "folders come from the fsdp and deepspeed strategies"
         )
     with path.open("rb") as file:
-        _check_archive(path, file)
+        _check_archive(path, file, everything=weights)
         file.seek(0)
         try:
-            checkpoint = torch.load(file, map_location=map_location, weights_only=True)
+            checkpoint = torch.load(
+                file if weights else path,  # mmap needs the file's name
+                map_location=map_location,
+                weights_only=True,
+                mmap=not weights,
+            )
         except pickle.UnpicklingError:
             raise CheckpointError(
                 f"{str(path)!r} holds Python objects, not only tensors and plain data: "
@@ -336,8 +261,11 @@ def load(
     return checkpoint
 
 
-def _check_archive(path: Path, file: IO[bytes]) -> None:
-    """Refuse what isn't a whole, uncorrupted zip, before anything is unpickled."""
+def _check_archive(path: Path, file: IO[bytes], *, everything: bool = True) -> None:
+    """Refuse what isn't a whole, uncorrupted zip, before anything is unpickled.
+
+    ``everything=False`` checks the CRC-32 of the pickle (``data.pkl``) only, not the tensors'.
+    """
     head = file.read(4)
     if not head:
         raise CheckpointError(
@@ -349,6 +277,8 @@ def _check_archive(path: Path, file: IO[bytes]) -> None:
     try:
         with zipfile.ZipFile(file) as archive:
             for info in archive.infolist():
+                if not everything and not info.filename.endswith("data.pkl"):
+                    continue
                 member = info.filename
                 with archive.open(info) as data:  # reading to the end checks the CRC-32
                     while data.read(_CHUNK):
@@ -419,71 +349,10 @@ def source(path: str | Path, checkpoint: dict[str, Any]) -> Source:
     return Source(Path(path), int(checkpoint["epoch"]), int(checkpoint["global_step"]))
 
 
-# ---------------------------------------------------------------- does it fit?
-
-
-def shapes(module: torch.nn.Module) -> dict[str, list[int]]:
-    """The full shape of every tensor in ``module``'s state dict.
-
-    Sharded tensors report their full shape (FSDP's DTensors do;
-    DeepSpeed ZeRO-3 keeps it in ``ds_shape``).
-    """
-    return {
-        name: list(getattr(tensor, "ds_shape", tensor.shape))
-        for name, tensor in module.state_dict(keep_vars=True).items()
-        if isinstance(tensor, torch.Tensor)
-    }
-
-
-def check_fits(path: str | Path, checkpoint: dict[str, Any], module: torch.nn.Module) -> None:
-    """Refuse a checkpoint of another model (other weights, or other sizes) before loading it."""
-    saved = checkpoint.get("shapes")
-    if saved is None and isinstance(checkpoint.get("state_dict"), dict):
-        state = checkpoint["state_dict"]
-        saved = {k: list(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if saved is None:
-        return  # a folder written before shapes were recorded: the strategy checks
-    ours = shapes(module)
-    missing, unexpected = sorted(ours.keys() - saved.keys()), sorted(saved.keys() - ours.keys())
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} holds another model's weights (it lacks "
-            f"{_few(missing)}; it has {_few(unexpected)}, which this model lacks): was it "
-            "written by another project or task?"
-        )
-    differ = [name for name in ours if list(saved[name]) != ours[name]]
-    if differ:
-        name = differ[0]
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} was trained with other model sizes: {name} is "
-            f"{saved[name]} there, {ours[name]} here; "
-            + _hparams_hint(checkpoint.get("hyper_parameters"), getattr(module, "hparams", {}))
-        )
-
-
-def _few(names: list[str]) -> str:
-    if not names:
-        return "nothing"
-    shown = ", ".join(map(repr, names[:3]))
-    return f"{shown} and {len(names) - 3} more" if len(names) > 3 else shown
-
-
-def _hparams_hint(saved: Any, ours: dict[str, Any]) -> str:
-    """Which model options to pass to build the model the checkpoint was trained as."""
-    if not isinstance(saved, dict):
-        return "build the model with the options it was trained with"
-    differ = {k: v for k, v in saved.items() if k in ours and ours[k] != v}
-    if not differ:
-        return "build the model with the options it was trained with"
-    options = ", ".join(f"{k}={v!r} (here {ours[k]!r})" for k, v in differ.items())
-    flags = " ".join(f"--model.{k} {v}" for k, v in differ.items())
-    return f"it was trained with {options}: pass {flags}"
-
-
 # ---------------------------------------------------------------- finding one
 
 
-def find_last(root: str | Path) -> Path:
+def find_last(root: str | Path, asked: str = "last") -> Path:
     """The most recent ``last.ckpt`` under ``root`` (for ``--ckpt_path last``).
 
     What killed writers left beside a last.ckpt is tidied first (:func:`clean_stale`),
@@ -494,16 +363,103 @@ def find_last(root: str | Path) -> Path:
         clean_stale(folder)
     candidates = sorted(root.glob("**/last.ckpt"), key=os.path.getmtime)
     if not candidates:
+        why = "" if asked == "last" else " (ModelCheckpoint records the best one there)"
         raise CheckpointError(
-            f"--ckpt_path last: no last.ckpt under {str(root)!r}; train first, "
+            f"--ckpt_path {asked}: no last.ckpt under {str(root)!r}{why}; train first, "
             "or pass the path of a checkpoint"
         )
     return candidates[-1]
 
 
-def resolve(ckpt_path: str | Path, root: str | Path) -> Path:
-    """``--ckpt_path``: 'last' (the newest last.ckpt under ``root``) or a path that exists."""
-    path = find_last(root) if str(ckpt_path) == "last" else Path(ckpt_path)
+def find_best(root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
+    """The best checkpoint for ``--ckpt_path best``.
+
+    In the process that trained, the ModelCheckpoint callback knows it. In a
+    later one, it is the ``best_model_path`` that the ModelCheckpoint state in
+    the newest last.ckpt (what ``--ckpt_path last`` picks) recorded, found
+    beside that last.ckpt, so a run folder that was moved or copied still works.
+
+    Raises:
+        CheckpointError: Naming that run, when it ranked nothing (no
+            ModelCheckpoint, no monitor, or another monitor than ``callbacks``'),
+            or its best checkpoint is gone.
+    """
+    ours = [cb for cb in callbacks if hasattr(cb, "best_model_path")]
+    if ours and ours[0].best_model_path:  # this process trained
+        return Path(ours[0].best_model_path)
+    last = find_last(root, asked="best")
+    run = f"--ckpt_path best: the run that wrote {str(last)!r}"
+    saved = _ranking(last)
+    if saved is None:
+        raise CheckpointError(
+            f"{run} had no ModelCheckpoint, so it ranked no checkpoint; pass 'last' or "
+            "the path of a checkpoint"
+        )
+    monitor = saved.get("monitor")
+    if monitor is None:
+        raise CheckpointError(
+            f"{run} ranked no metric (checkpoint.monitor was null); pass 'last', or train "
+            "with --checkpoint.monitor set to a logged metric"
+        )
+    if ours and ours[0].monitor not in (None, monitor):
+        raise CheckpointError(
+            f"{run} ranked its checkpoints by {monitor!r}, not {ours[0].monitor!r} as "
+            f"checkpoint.monitor says here; pass --checkpoint.monitor {monitor} for its best, "
+            "or the path of a checkpoint"
+        )
+    if not saved.get("best_model_path"):
+        raise CheckpointError(
+            f"{run} saved no checkpoint ranked by {monitor!r} (validation never logged it, "
+            "or save_top_k was 0); pass 'last' or the path of a checkpoint"
+        )
+    best = _beside(last, Path(saved["best_model_path"]), saved.get("dirpath"))
+    if not best.exists():
+        raise CheckpointError(
+            f"{run} recorded {str(best)!r} as its best by {monitor!r} "
+            f"({saved['best_model_score']:.6g}), which no longer exists (deleted or moved); "
+            "pass 'last' or the path of another checkpoint"
+        )
+    return best
+
+
+def _ranking(last: Path) -> dict[str, Any] | None:
+    """The ModelCheckpoint state saved in ``last`` (a file, or a sharded folder); None if none."""
+    if last.is_dir():
+        try:  # checkpoint folders exist in fsdp and deepspeed projects only
+            from .checkpoint_folder import SHARDED, TRAINER_FILE  # it imports this module
+        except ImportError:
+            state = load(last)  # refuses the folder, saying what it is
+        else:
+            state = load(last / TRAINER_FILE, without=SHARDED)
+    else:
+        state = load(last, weights=False)
+    # Duck typing, as the Trainer's: a subclass of ModelCheckpoint is saved under its own name.
+    states = state["callbacks"].values()
+    found = [s for s in states if isinstance(s, dict) and "best_model_path" in s]
+    return found[0] if found else None
+
+
+def _beside(last: Path, best: Path, dirpath: str | None) -> Path:
+    """Where ``best`` is now: ModelCheckpoint wrote it in ``last``'s folder (its dirpath)."""
+    if dirpath is not None:
+        try:
+            return last.parent / best.relative_to(dirpath)
+        except ValueError:
+            pass  # written elsewhere: take it as it was recorded
+    return best
+
+
+def resolve(ckpt_path: str | Path, root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
+    """``--ckpt_path``: 'last' (the newest last.ckpt under ``root``), 'best' or a path that exists.
+
+    ``callbacks``: the Trainer's, for 'best' (:func:`find_best`).
+    """
+    if str(ckpt_path) == "best":
+        path = find_best(root, callbacks)
+    elif str(ckpt_path) == "last":
+        path = find_last(root)
+    else:
+        path = Path(ckpt_path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     return path

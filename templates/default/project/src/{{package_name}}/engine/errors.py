@@ -17,6 +17,7 @@ names the value and the fix::
 from __future__ import annotations
 
 import math
+import os
 
 
 class UsageError(Exception):
@@ -32,6 +33,15 @@ class UsageError(Exception):
 
 class ConfigError(UsageError, ValueError):
     """An option's value, a config file or an override that can't be used."""
+
+
+class CheckpointError(UsageError):
+    """A checkpoint that can't be read or written; the message names the file and why."""
+
+
+def cause(error: OSError) -> str:
+    """An OS error in words: ``no space left on device``, ``read-only file system``, ..."""
+    return os.strerror(error.errno).lower() if error.errno else str(error)
 
 
 def check_range(section: str, low: float, high: float = math.inf, **values: float) -> None:

@@ -254,6 +254,13 @@ class Metrics:
         dataloader_idx = self.dataloader_idx if levels.per_batch else None
         key = (self.hook, name, dataloader_idx if add_dataloader_idx else None)
         options = (prog_bar, logger, on_step, on_epoch, reduce_fx, add_dataloader_idx)
+        number = isinstance(value, torch.Tensor) or isinstance(value, numbers.Number)
+        if not number and not is_metric(value):
+            use = "self.log_dict" if isinstance(value, dict) else "a number or a one-element tensor"
+            raise ValueError(
+                f"self.log({name!r}) got a {type(value).__name__}, which can't be logged; "
+                f"use {use}, or a torchmetrics Metric"
+            )
         entry = self._entries.get(key)
         if entry is None:
             entry = self._new_entry(name, options, levels, sync_dist, dataloader_idx)
@@ -261,19 +268,13 @@ class Metrics:
         elif entry.options != options or entry.dataloader_idx != dataloader_idx:
             self._refuse_changed(name, entry, options, dataloader_idx)
         entry.batch = self.batches
-        if isinstance(value, torch.Tensor) or isinstance(value, numbers.Number):
+        if number:
             self._log_value(entry, name, value, batch_size, detach)
-        elif is_metric(value):
+        else:
             entry.metric = value
             cache = getattr(value, "_forward_cache", None)  # what its forward() returned
             entry.last = cache.detach() if isinstance(cache, torch.Tensor) else None
             entry.fresh = True
-        else:
-            use = "self.log_dict" if isinstance(value, dict) else "a number or a one-element tensor"
-            raise ValueError(
-                f"self.log({name!r}) got a {type(value).__name__}, which can't be logged; "
-                f"use {use}, or a torchmetrics Metric"
-            )
 
     def _log_value(
         self,

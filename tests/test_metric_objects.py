@@ -55,6 +55,7 @@ class LitClassifier(LightningModule):
             prefix="val_",
         )
         self.test_acc = MulticlassAccuracy(num_classes=3, average="micro")
+        self.seen_at_epoch_end = []
 
     def forward(self, x):
         return self.net(x)
@@ -79,6 +80,12 @@ class LitClassifier(LightningModule):
         self.val_mse(logits.softmax(-1), F.one_hot(y, 3).float())
         self.log("val_mse", self.val_mse, on_step=True)
         self.log("val_loss", F.cross_entropy(logits, y), batch_size=len(y))
+
+    def on_validation_epoch_end(self):
+        metrics = self.trainer.callback_metrics  # this epoch's values already
+        self.seen_at_epoch_end.append(
+            {{name: float(value) for name, value in metrics.items() if name.startswith("val_")}}
+        )
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -173,6 +180,7 @@ def run_lightning(sampling, tmp_path: Path) -> tuple[Any, dict, dict, dict]:
         fitted = _floats(trainer.callback_metrics)
         logged = dict(steps.logged)  # what fit logged (the engine's test gets no logger)
         trainer.test(module, dataloaders=val, verbose=False)
+    trainer.seen_at_epoch_end = module.seen_at_epoch_end
     return trainer, logged, fitted, _floats(trainer.callback_metrics)
 
 
@@ -219,6 +227,7 @@ def run_engine(engine, tmp_path: Path) -> tuple[Any, dict, dict, dict]:
     fitted = _floats(trainer.callback_metrics)
     logged = dict(steps.logged)
     trainer.test(module, data)
+    trainer.seen_at_epoch_end = module.seen_at_epoch_end
     return trainer, logged, fitted, _floats(trainer.callback_metrics)
 
 
@@ -252,6 +261,13 @@ def test_a_module_logging_torchmetrics_objects_ports_by_one_import(engine, tmp_p
     assert sorted(our_steps) == sorted(their_steps)
     assert our_steps == pytest.approx(their_steps, abs=1e-6)
     assert our_steps[(0, "val_mse_step")] > 0  # eval on_step values reach the loggers
+    # What on_validation_epoch_end read in callback_metrics: that epoch's values.
+    assert len(ours.seen_at_epoch_end) == EPOCHS
+    for our_epoch, their_epoch in zip(
+        ours.seen_at_epoch_end, theirs.seen_at_epoch_end, strict=True
+    ):
+        assert sorted(our_epoch) == sorted(their_epoch)
+        assert our_epoch == pytest.approx(their_epoch, abs=1e-6)
     # The progress bar's and the loggers' latest values.
     assert ours.progress_bar_metrics.keys() == theirs.progress_bar_metrics.keys()
     assert ours.logged_metrics.keys() == theirs.logged_metrics.keys()

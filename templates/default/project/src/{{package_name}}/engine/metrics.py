@@ -424,15 +424,32 @@ class Metrics:
         self._eval_steps[counter] = step + 1
         return self.collect_step(), step
 
+    def show_epoch(self) -> None:
+        """Show the stage's epoch values so far to callbacks, before its epoch-end hooks.
+
+        In Lightning, ``callback_metrics`` read in ``on_validation_epoch_end``
+        or ``on_train_epoch_end`` already hold this epoch's aggregates. They
+        are computed here, on every rank at the same point (a synced value is
+        a collective operation), not when a hook reads them: a hook that reads
+        them on rank zero only must not leave the other ranks waiting.
+        """
+        self._epoch_values()
+
     def collect_epoch(self) -> dict[str, torch.Tensor]:
         """Reduce every ``on_epoch`` value of the stage, keyed for loggers.
 
         Metric objects are computed, then reset: the next epoch starts afresh.
         """
+        logged = self._epoch_values()
+        _reset_metric_objects(self._entries.values())
+        self.logged_metrics.update(logged)
+        return logged
+
+    def _epoch_values(self) -> dict[str, torch.Tensor]:
+        """Reduce the ``on_epoch`` values; show them; return the ``logger=True`` ones."""
         self.fold_steps()  # the last steps' values first, as Lightning shows them per batch
         logged = {}
-        entries = self._entries.values()
-        for entry in entries:
+        for entry in self._entries.values():
             if not entry.on_epoch or (value := entry.reduce(self.sync)) is None:
                 continue
             plain, _, epoch = entry.keys
@@ -442,8 +459,6 @@ class Metrics:
                 self.progress_bar_metrics[epoch] = value
             if entry.logger:
                 logged[epoch] = value
-        _reset_metric_objects(entries)
-        self.logged_metrics.update(logged)
         return logged
 
     def _inferred_batch_size(self) -> int:

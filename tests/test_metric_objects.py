@@ -305,6 +305,10 @@ def test_under_ddp_a_metric_object_syncs_itself_to_the_global_value(tmp_path) ->
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
         metrics[name] = [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
     (one,), (zero, first) = metrics["one"], metrics["two"]
+    # sync_dist on step values: the ranks' mean (or max) at once, on every rank.
+    assert (one.pop("rank_mean"), one.pop("rank_max")) == (0.0, 0.0)
+    assert (zero.pop("rank_mean"), zero.pop("rank_max")) == (0.5, 1.0)
+    assert (first.pop("rank_mean"), first.pop("rank_max")) == (0.5, 1.0)
     # Each rank validated 7 or 6 of the 13 samples; every rank reports the
     # metrics of all 13, equal to one process's, and not summed again.
     assert zero == first

@@ -44,6 +44,10 @@ def main() -> None:
 
         def training_step(self, batch, batch_idx):
             x, y = batch
+            # Step values with sync_dist are reduced at once, as in Lightning.
+            rank = float(self.trainer.strategy.rank)
+            self.log("rank_mean", rank, sync_dist=True)
+            self.log("rank_max", rank, sync_dist=True, reduce_fx="max")
             return F.cross_entropy(self.net(x), y)
 
         def validation_step(self, batch, batch_idx):

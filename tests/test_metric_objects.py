@@ -313,7 +313,15 @@ def test_under_ddp_a_metric_object_syncs_itself_to_the_global_value(tmp_path) ->
     # metrics of all 13, equal to one process's, and not summed again.
     assert zero == first
     assert zero == pytest.approx(one, abs=1e-6)
-    assert sorted(one) == ["samples", "val_acc", "val_macro_acc", "val_mse"]
+    assert sorted(one) == [
+        "samples",
+        "val_acc",
+        "val_macro_acc",
+        "val_mse",
+        "val_ones",
+        "val_ones_epoch",
+    ]
+    assert one["val_ones"] == 1.0
     assert one["samples"] == 13.0 and 0 < one["val_acc"] <= 1
 
 

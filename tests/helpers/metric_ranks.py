@@ -4,8 +4,9 @@
 
 SRC is a generated project's ``src`` folder (package ``exp``), OUT a folder
 for ``rank<r>.json``: ``trainer.callback_metrics`` as that rank sees it after
-fit. The 13 validation samples split 7/6 over two ranks, so only a metric that
-syncs its state (not its per-rank values) gives the one-process value.
+fit. The 13 validation samples split 7/6 over two ranks (3 and 2 batches), so
+only a metric that syncs its state (not its per-rank values) gives the
+one-process value.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def main() -> None:
             self.val_scores.update(logits, y)
             self.log_dict(self.val_scores)
             self.log("samples", float(len(y)), reduce_fx="sum", sync_dist=True)
+            # The ranks run 3 and 2 validation batches: a step value synced at
+            # once would leave one rank waiting for the other.
+            self.log("val_ones", 1.0, on_step=True, sync_dist=True)
 
         def configure_optimizers(self):
             # lr=0: the weights stay as initialised, so one process and two
@@ -78,7 +82,7 @@ def main() -> None:
 
         def val_dataloader(self):
             sampler = ResumableSampler(13, shuffle=False)
-            return DataLoader(TensorDataset(x[16:], y[16:]), 4, sampler=sampler)
+            return DataLoader(TensorDataset(x[16:], y[16:]), 3, sampler=sampler)
 
     trainer = Trainer(
         accelerator="cpu",

@@ -296,7 +296,10 @@ class Metrics:
                 )
             value = value.reshape(())
         if entry.on_step:
-            entry.last = self._synced_step(entry, value) if entry.sync_dist else value
+            # Synced at once, as in Lightning; in training only: evaluation shards
+            # unpadded, so the ranks may run different numbers of eval steps.
+            synced = entry.sync_dist and self.stage == "train"
+            entry.last = self._synced_step(entry, value) if synced else value
             entry.fresh = True
         if entry.on_epoch:
             if batch_size is None and entry.reduce_fx == "mean":
@@ -307,10 +310,9 @@ class Metrics:
         """A step value reduced across processes at once, as Lightning does with sync_dist."""
         if entry.reduce_fx != "mean":
             return self.sync(value, entry.reduce_fx)
+        value = value if value.is_floating_point() else value.float()
         # The sum and the process count in one all-reduce.
-        total, count = self.sync(
-            torch.stack([value.float(), torch.ones_like(value.float())]), "sum"
-        )
+        total, count = self.sync(torch.stack([value, torch.ones_like(value)]), "sum")
         return total / count
 
     def _new_entry(

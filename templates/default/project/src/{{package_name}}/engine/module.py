@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
+from .metrics import is_metric
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -124,41 +126,76 @@ class Module(nn.Module):
     def log(
         self,
         name: str,
-        value: torch.Tensor | float,
-        *,
+        value: torch.Tensor | float | Any,
         prog_bar: bool = False,
-        logger: bool = True,
+        logger: bool | None = None,
         on_step: bool | None = None,
         on_epoch: bool | None = None,
-        reduce_fx: str = "mean",
+        reduce_fx: str | Callable = "mean",
+        enable_graph: bool = False,
         sync_dist: bool = False,
+        sync_dist_group: Any = None,
+        add_dataloader_idx: bool = True,
         batch_size: int | None = None,
+        metric_attribute: str | None = None,
+        rank_zero_only: bool = False,
     ) -> None:
-        """Log a metric, with Lightning's meaning for every option.
+        """Log a metric, with Lightning's meaning for every option (and its order).
 
-        In ``training_step`` the default is ``on_step=True, on_epoch=False``;
-        in validation/test steps and epoch-end hooks it is
-        ``on_step=False, on_epoch=True``. With both, the metric is recorded
-        as ``name_step`` and ``name_epoch``. Epoch values are means weighted
-        by ``batch_size`` (taken from the batch when not given).
+        ``value`` is a number, a one-element tensor, or a metric object (a
+        torchmetrics ``Metric``, anything with ``compute()`` and ``reset()``)
+        that you update in the step: its ``forward`` result is the step value;
+        at the epoch's end it is computed, syncing itself across processes,
+        and reset.
+
+        In ``training_step`` (and the other per-batch training hooks) the
+        default is ``on_step=True, on_epoch=False``; in validation/test steps
+        ``on_step=False, on_epoch=True``; epoch-level hooks (``on_*_epoch_*``,
+        ``on_*_start``) log epoch values only; other hooks (``on_fit_start``,
+        ``configure_optimizers``, ``predict_step``, ...) can't log. With both,
+        the metric is recorded as ``name_step`` and ``name_epoch``. Epoch
+        values are means weighted by ``batch_size`` (taken from the batch when
+        not given), or ``reduce_fx`` "sum", "max" or "min"; ``sync_dist``
+        reduces them across processes. When an evaluation has several
+        dataloaders, names get ``/dataloader_idx_N`` unless
+        ``add_dataloader_idx=False``. ``metric_attribute`` is accepted for
+        Lightning code and not needed here.
         """
         if self.trainer is None:
             return  # called outside a Trainer (e.g. in a unit test): nothing to do
+        if sync_dist_group is not None:
+            raise ValueError(
+                f"self.log({name!r}, sync_dist_group=...): this engine syncs over every "
+                "process; drop sync_dist_group"
+            )
         self.trainer.metrics.log(
             name,
             value,
             prog_bar=prog_bar,
-            logger=logger,
+            logger=logger is not False,
             on_step=on_step,
             on_epoch=on_epoch,
             reduce_fx=reduce_fx,
-            sync_dist=sync_dist,
+            # rank_zero_only: only rank zero calls this, so no collective may run.
+            sync_dist=sync_dist and not rank_zero_only,
             batch_size=batch_size,
+            add_dataloader_idx=add_dataloader_idx,
+            detach=not enable_graph,
         )
 
-    def log_dict(self, metrics: dict[str, torch.Tensor | float], **options) -> None:
-        """Log several metrics with the same options as :meth:`log`."""
-        for name, value in metrics.items():
+    def log_dict(self, dictionary: Mapping[str, Any] | Any, **options: Any) -> None:
+        """Log several metrics with the same options as :meth:`log`.
+
+        ``dictionary`` maps names to values, or is a torchmetrics
+        ``MetricCollection`` (its metrics are logged under their prefixed names).
+        """
+        if is_metric(dictionary):
+            # A MetricCollection: prefixed names, and compute groups' shared state
+            # passed by reference (Lightning's items(keep_base=False, copy_state=False)).
+            items = dictionary.items(keep_base=False, copy_state=False)
+        else:
+            items = dictionary.items()
+        for name, value in items:
             self.log(name, value, **options)
 
     # ------------------------------------------------------------ steps

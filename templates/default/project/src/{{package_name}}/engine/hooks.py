@@ -18,6 +18,7 @@ that isn't overridden is never called.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -399,9 +400,20 @@ def _documented(name: str) -> Callable[..., None]:
         pass
 
     row = BY_NAME[name]
+    hook.__signature__ = _signature(row, ("self",))  # type: ignore[attr-defined]
     hook.__name__ = hook.__qualname__ = name
     hook.__doc__ = f"Called {row.when}; receives ({row.args}). Does nothing by default."
     return hook
+
+
+def _signature(hook: Hook, first: tuple[str, ...]) -> inspect.Signature:
+    """The signature :data:`HOOKS` gives ``hook``, after the ``first`` parameters."""
+    names = [arg.strip(" []") for arg in hook.args.replace("[", ",").split(",") if arg.strip()]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter(n, kind) for n in (*first, *names)]
+    if "[" in hook.args:  # an optional last argument: dataloader_idx
+        parameters[-1] = parameters[-1].replace(default=0)
+    return inspect.Signature(parameters)
 
 
 # The rest of the module's hooks do nothing by default: called only when overridden.
@@ -442,15 +454,18 @@ class Callback:
         """Restore :meth:`state_dict`."""
 
 
-def _no_op(name: str) -> Callable[..., None]:
-    def hook(self: Callback, trainer: Trainer, module: Module, *args: Any) -> None:
+def _no_op(hook: Hook) -> Callable[..., None]:
+    """A hook that does nothing, with the signature :data:`HOOKS` gives it."""
+
+    def method(self: Callback, trainer: Trainer, module: Module, *args: Any) -> None:
         """Does nothing; see ``HOOKS`` for when it runs."""
 
-    hook.__name__ = hook.__qualname__ = name
-    return hook
+    method.__signature__ = _signature(hook, ("self", "trainer", "pl_module"))  # type: ignore[attr-defined]
+    method.__name__ = method.__qualname__ = hook.name
+    return method
 
 
 # Callbacks receive every hook but the module-only ones and the DataModule's.
 for _hook in HOOKS:
     if "callbacks" in _hook.on:
-        setattr(Callback, _hook.name, _no_op(_hook.name))
+        setattr(Callback, _hook.name, _no_op(_hook))

@@ -70,8 +70,8 @@ class CheckpointState:
         """Delete a checkpoint this run wrote (ModelCheckpoint's top-k pruning)."""
         self.strategy.remove(path)
 
-    def _restore(self, path: Path, *, full: bool) -> None:
-        """Load weights; with ``full``, also optimizer, loop position and RNG.
+    def _restore(self, path: Path, *, full: bool) -> dict[str, Any]:
+        """Load weights; with ``full``, also the optimizer (``_restore_loops``: the rest).
 
         The checkpoint is checked before anything is loaded (``checkpoint.py``):
         a damaged, foreign or mismatched one raises CheckpointError, on every rank.
@@ -89,7 +89,7 @@ class CheckpointState:
         if not full:
             if self.strategy.is_global_zero:
                 print(f"Loaded {module.loaded_from}")
-            return
+            return state
         hooks.of("on_load_checkpoint", "callbacks")(state)
         for callback in self.callbacks:
             saved = state["callbacks"].get(type(callback).__name__)
@@ -100,12 +100,13 @@ class CheckpointState:
         for scheduler, saved in zip(self.lr_schedulers, state["lr_schedulers"], strict=True):
             scheduler["scheduler"].load_state_dict(saved)
         self.precision.load_state_dict(state["precision"]["state"])
-        self._restore_loops(state)
-        if self.strategy.is_global_zero:
-            print(f"Resumed from {path} at epoch {self.current_epoch}, step {self.global_step}")
+        return state
 
-    def _restore_loops(self, state: dict[str, Any]) -> None:
-        """The loop position, training time and random state where the checkpoint was made."""
+    def _restore_loops(self, state: dict[str, Any], path: Path) -> None:
+        """The loop position, training time and random state where the checkpoint was made.
+
+        After ``on_fit_start``, as in Lightning (it sees step 0).
+        """
         loops = state["loops"]
         self._time_before = loops["seconds"]
         self.global_step = state["global_step"]
@@ -121,6 +122,8 @@ class CheckpointState:
             restore_rng_states(rng)
         else:
             self._resume_rng = rng
+        if self.strategy.is_global_zero:
+            print(f"Resumed from {path} at epoch {self.current_epoch}, step {self.global_step}")
 
     def _resolve(self, ckpt_path: str | Path) -> Path:
         if str(ckpt_path) == "best":

@@ -28,12 +28,11 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, sys.argv[1])
 
+import lightning_oracle as oracle  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402, N812
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-import lightning_oracle as oracle  # noqa: E402
 
 package = sys.argv[2]
 engine_hooks = importlib.import_module(f"{package}.engine.hooks")

@@ -55,6 +55,8 @@ CB_MODULE = ("callbacks", "module")
 MODULE = ("module",)
 SETUP = ("datamodule", "callbacks", "module")
 TRANSFER = ("datamodule|module",)
+BATCH = "batch, batch_idx[, dataloader_idx]"  # dataloader_idx: with several loaders
+BATCH_END = f"outputs, {BATCH}"
 
 # In Lightning's order within a fit (then what validate/test/predict add).
 HOOKS: tuple[Hook, ...] = (
@@ -93,8 +95,8 @@ HOOKS: tuple[Hook, ...] = (
     Hook("on_validation_model_eval", MODULE, "", "validation starts", True),
     Hook("on_validation_start", CB_MODULE, "", "validation starts"),
     Hook("on_validation_epoch_start", CB_MODULE, "", "validation starts"),
-    Hook("on_validation_batch_start", CB_MODULE, "batch, batch_idx[, dataloader_idx]", "batch"),
-    Hook("on_validation_batch_end", CB_MODULE, "outputs, batch, batch_idx[, dataloader_idx]", "."),
+    Hook("on_validation_batch_start", CB_MODULE, BATCH, "each batch"),
+    Hook("on_validation_batch_end", CB_MODULE, BATCH_END, "each batch"),
     Hook("on_validation_epoch_end", CB_MODULE, "", "after the batches of every loader"),
     Hook("on_validation_end", CB_MODULE, "", "validation ends (ModelCheckpoint saves)"),
     Hook("on_validation_model_train", MODULE, "", "validation ends (only when overridden)"),
@@ -106,16 +108,16 @@ HOOKS: tuple[Hook, ...] = (
     Hook("on_test_model_eval", MODULE, "", "test starts", True),
     Hook("on_test_start", CB_MODULE, "", "test starts"),
     Hook("on_test_epoch_start", CB_MODULE, "", "test starts"),
-    Hook("on_test_batch_start", CB_MODULE, "batch, batch_idx[, dataloader_idx]", "each batch"),
-    Hook("on_test_batch_end", CB_MODULE, "outputs, batch, batch_idx[, dataloader_idx]", "."),
+    Hook("on_test_batch_start", CB_MODULE, BATCH, "each batch"),
+    Hook("on_test_batch_end", CB_MODULE, BATCH_END, "each batch"),
     Hook("on_test_epoch_end", CB_MODULE, "", "after the batches of every loader"),
     Hook("on_test_end", CB_MODULE, "", "test ends"),
     Hook("on_test_model_train", MODULE, "", "test ends (only when overridden)"),
     Hook("on_predict_model_eval", MODULE, "", "predict starts", True),
     Hook("on_predict_start", CB_MODULE, "", "predict starts"),
     Hook("on_predict_epoch_start", CB_MODULE, "", "predict starts"),
-    Hook("on_predict_batch_start", CB_MODULE, "batch, batch_idx[, dataloader_idx]", "batch"),
-    Hook("on_predict_batch_end", CB_MODULE, "outputs, batch, batch_idx[, dataloader_idx]", "."),
+    Hook("on_predict_batch_start", CB_MODULE, BATCH, "each batch"),
+    Hook("on_predict_batch_end", CB_MODULE, BATCH_END, "each batch"),
     Hook("on_predict_epoch_end", CB_MODULE, "", "after the batches"),
     Hook("on_predict_end", CB_MODULE, "", "predict ends"),
     Hook("on_exception", ("callbacks", "datamodule"), "exception", "fit failed or was stopped"),

@@ -83,13 +83,33 @@ def engine_size_table() -> str:
     return "\n".join(rows)
 
 
+def hooks_table() -> str:
+    """Every hook the engine calls, from the table in the template's engine/hooks.py."""
+    import importlib.util
+
+    path = ROOT / "templates" / "default" / "project" / "src" / "{{package_name}}" / "engine"
+    spec = importlib.util.spec_from_file_location("engine_hooks", path / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    names = {
+        "datamodule|module": "DataModule's if overridden, else module",
+        "monitoring": "ModelCheckpoint, EarlyStopping",
+    }
+    rows = ["| hook | called on, in order | receives | when |", "| --- | --- | --- | --- |"]
+    for hook in hooks.HOOKS:
+        on = " → ".join(names.get(receiver, receiver) for receiver in hook.on)
+        when = hook.when + ("; always (its default does the work)" if hook.always else "")
+        rows.append(f"| `{hook.name}` | {on} | {hook.args or '—'} | {when} |")
+    return "\n".join(rows)
+
+
 PAGES = {
     ROOT / "docs" / "questions.md": {
         "questions": questions_table,
         "choices": choices_table,
         "rules": rules_table,
     },
-    ROOT / "docs" / "engine.md": {"engine-size": engine_size_table},
+    ROOT / "docs" / "engine.md": {"engine-size": engine_size_table, "hooks": hooks_table},
 }
 
 

@@ -23,7 +23,8 @@ def shapes(module: torch.nn.Module) -> dict[str, list[int]]:
     """
     return {
         name: list(getattr(tensor, "ds_shape", tensor.shape))
-        for name, tensor in module.state_dict(keep_vars=True).items()
+        # nn.Module's own state_dict, not an override: one state_dict hook per save.
+        for name, tensor in torch.nn.Module.state_dict(module, keep_vars=True).items()
         if isinstance(tensor, torch.Tensor)
     }
 

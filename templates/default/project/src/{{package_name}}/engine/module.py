@@ -18,17 +18,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
+from .hooks import DataHooks, ModuleHooks
 from .metrics import is_metric
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
 
-class Module(nn.Module):
+class Module(ModuleHooks, nn.Module):
     """A ``torch.nn.Module`` with LightningModule's hooks.
 
     Override ``training_step`` and ``configure_optimizers``; the other hooks
-    are optional and do nothing by default. The Trainer sets ``self.trainer``.
+    (``hooks.ModuleHooks``: Lightning's, with its defaults) are optional. The
+    Trainer sets ``self.trainer``.
     """
 
     def __init__(self) -> None:
@@ -218,38 +220,6 @@ class Module(nn.Module):
         """Return an optimizer, or ``{"optimizer": ..., "lr_scheduler": ...}``."""
         raise NotImplementedError("Override configure_optimizers in your Module")
 
-    # ------------------------------------------------------------ hooks
-
-    def on_fit_start(self) -> None:
-        """Called once before the first training epoch."""
-
-    def on_fit_end(self) -> None:
-        """Called once after the last training epoch."""
-
-    def on_train_epoch_start(self) -> None:
-        """Called at the start of every training epoch."""
-
-    def on_train_epoch_end(self) -> None:
-        """Called at the end of every training epoch."""
-
-    def on_validation_epoch_start(self) -> None:
-        """Called before every validation run."""
-
-    def on_validation_epoch_end(self) -> None:
-        """Called after every validation run."""
-
-    def on_test_epoch_start(self) -> None:
-        """Called before the test run."""
-
-    def on_test_epoch_end(self) -> None:
-        """Called after the test run."""
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Add entries to a checkpoint before it is written (tensors/primitives)."""
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Read back what :meth:`on_save_checkpoint` added."""
-
 
 def _rebuild(
     cls: type[Module], path: Path, checkpoint: dict[str, Any], overrides: dict[str, Any]
@@ -273,8 +243,22 @@ def _rebuild(
     return module
 
 
-class DataModule:
-    """Lightning's DataModule: where the data comes from and how it is batched."""
+class DataModule(DataHooks):
+    """Lightning's DataModule: where the data comes from and how it is batched.
+
+    Its ``state_dict`` (when not empty) travels in checkpoints and comes back
+    through ``load_state_dict`` on resume.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data (e.g. a tokenizer's vocabulary)."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+    def on_exception(self, exception: BaseException) -> None:
+        """Called when fit fails or is stopped, after the callbacks' ``on_exception``."""
 
     def prepare_data(self) -> None:
         """Download or write data to disk; called once, before ``setup``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -94,3 +95,15 @@ def _human(count: int) -> str:
         if count >= size:
             return f"{count / size:.1f} {unit}"
     return str(count)
+
+
+def print_results(stage: str, metrics: dict[str, float]) -> None:
+    """The stage's metrics as a two-column table (rank zero prints it)."""
+    width = max([len(name) for name in metrics] + [12])
+    print(f"\n{stage.capitalize() + ' metric':<{width}}  Value")
+    print("-" * (width + 14))
+    for name, value in metrics.items():
+        print(
+            f"{name:<{width}}  {value:.6g}" if math.isfinite(value) else f"{name:<{width}}  {value}"
+        )
+    print()

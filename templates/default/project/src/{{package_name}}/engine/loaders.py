@@ -1,0 +1,74 @@
+"""Where each stage's batches come from, and how many of them it runs.
+
+As in Lightning: loaders passed to ``fit``/``validate``/``test``/``predict``
+win, then the DataModule's ``*_dataloader()``, then the module's own (only when
+it defines them). Any iterable with a length works; a sampler with
+``shard``/``skip``/``set_epoch`` (``sampling.ResumableSampler``) adds
+distributed sharding and exact mid-epoch resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from .errors import ConfigError, UsageError
+
+STAGE_OF = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
+
+
+def request(kind: str, passed: Any, module: Any, datamodule: Any) -> list[Any]:
+    """The ``kind`` ("train", "val", "test", "predict") loaders, as a list (empty: none).
+
+    Args:
+        kind: Which loaders.
+        passed: What the caller passed (a loader, a list of them, or None).
+        module: The Module (its ``<kind>_dataloader`` counts when it defines one).
+        datamodule: The DataModule, or None.
+    """
+    name = f"{kind}_dataloader"
+    if passed is None and datamodule is not None:
+        passed = getattr(datamodule, name)()
+    elif passed is None and callable(getattr(module, name, None)):
+        passed = getattr(module, name)()
+    if passed is None:
+        return []
+    return list(passed) if isinstance(passed, list | tuple) else [passed]
+
+
+def missing(kind: str) -> UsageError:
+    """The error for a stage with no data."""
+    stage = STAGE_OF[kind]
+    argument = "train_dataloaders" if kind == "train" else "dataloaders"
+    return UsageError(
+        f"{stage} has no {kind} data: pass {argument}=..., a datamodule with "
+        f"{kind}_dataloader(), or define {kind}_dataloader() in the module"
+    )
+
+
+def limit(limit: int | float, length: int, name: str) -> int:
+    """Lightning's limit_*_batches: an int is a count, a float a fraction."""
+    if isinstance(limit, float):
+        count = int(length * limit)
+        if limit > 0 and count == 0:
+            raise ConfigError(f"trainer.{name}={limit} of {length} batches is 0 batches; raise it")
+        return count
+    return min(limit, length)
+
+
+def position(loader: DataLoader, epoch: int, batches_done: int, *, shuffle: bool = True) -> None:
+    """Give the sampler this epoch's order, skipping batches already trained on."""
+    sampler = getattr(loader, "sampler", None)
+    if not shuffle and hasattr(sampler, "shuffle"):
+        sampler.shuffle = False  # overfit_batches: the same batches every epoch
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+    if batches_done:
+        if not hasattr(sampler, "skip"):
+            raise UsageError(
+                f"can't resume mid-epoch (epoch {epoch}, batch {batches_done}): the train "
+                "loader can't skip to a batch; build it on engine.sampling.ResumableSampler, "
+                "or resume from an end-of-epoch checkpoint"
+            )
+        sampler.skip(batches_done * loader.batch_size)

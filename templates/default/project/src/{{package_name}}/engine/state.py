@@ -1,0 +1,133 @@
+"""What a checkpoint holds, and how the Trainer comes back from one.
+
+Part of the Trainer (``CheckpointState`` is one of its bases), kept apart so
+that ``trainer.py`` holds the loop. The checkpoint is a plain dict (see
+``checkpoint.py`` for how it is written and checked); the hooks around it run
+in Lightning's order. Saving: the module's ``state_dict``, the callbacks'
+(non-empty ones), the DataModule's, then ``on_save_checkpoint`` on the
+callbacks and the module. Restoring: the module's ``on_load_checkpoint`` and
+weights, the DataModule's state, then the callbacks' ``on_load_checkpoint``
+and ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as ckpt
+from .checkpoint import FORMAT
+from .hooks import Callback, overrides
+from .module import DataModule
+from .precision import NAME as PRECISION
+from .rng import restore_rng_states, rng_states
+from .strategy import on_rank_zero
+
+
+class CheckpointState:
+    """The Trainer's checkpoint methods (they use its module, loop counters and strategy)."""
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Write everything needed to resume exactly here (see ``checkpoint.py``)."""
+        if self.config.fast_dev_run:
+            return  # a smoke test keeps nothing
+        module = self.module
+        state = {
+            "format": FORMAT,
+            "epoch": self.current_epoch,
+            "global_step": self.global_step,
+            "loops": {
+                "epoch": self.current_epoch,
+                "batches_done": self.batches_done,
+                "epoch_finished": self.epoch_finished,
+                "seconds": self.elapsed(),
+            },
+            "state_dict": self.strategy.model_state(module),
+            "shapes": ckpt.shapes(module),  # to refuse another model's checkpoint up front
+            "hyper_parameters": dict(module.hparams),
+            "optimizer_states": [self.strategy.optimizer_state(module, o) for o in self.optimizers],
+            "lr_schedulers": [s["scheduler"].state_dict() for s in self.lr_schedulers],
+            "precision": {"name": PRECISION, "state": self.precision.state_dict()},
+            "callbacks": self._callback_states(),
+            "rng": self.strategy.gather(rng_states()),  # one entry per rank
+        }
+        datamodule = self.datamodule
+        if datamodule is not None and overrides(datamodule, "state_dict", DataModule):
+            if data := datamodule.state_dict():
+                state["datamodule"] = data
+        self.hooks.on_save_checkpoint(state)
+        self.strategy.save(state, path)
+
+    def _callback_states(self) -> dict[str, Any]:
+        """Each callback's non-empty ``state_dict``, under its class name."""
+        states = {}
+        for callback in self.callbacks:
+            if overrides(callback, "state_dict", Callback) and (saved := callback.state_dict()):
+                states[type(callback).__name__] = saved
+        return states
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        """Delete a checkpoint this run wrote (ModelCheckpoint's top-k pruning)."""
+        self.strategy.remove(path)
+
+    def _restore(self, path: Path, *, full: bool) -> dict[str, Any]:
+        """Load weights; with ``full``, also the optimizer (``_restore_loops``: the rest).
+
+        The checkpoint is checked before anything is loaded (``checkpoint.py``):
+        a damaged, foreign or mismatched one raises CheckpointError, on every rank.
+        """
+        if full and self.strategy.is_global_zero:
+            ckpt.clean_stale(path.parent)  # temp files of the run that was killed there
+        module, hooks = self.module, self.hooks
+        state = self.strategy.load(path, module, self.optimizers if full else [])
+        hooks.of("on_load_checkpoint", "module")(state)
+        self.strategy.load_model_state(module, state["state_dict"])
+        module.loaded_from = ckpt.source(path, state)
+        datamodule = self.datamodule
+        if datamodule is not None and "datamodule" in state:
+            datamodule.load_state_dict(state["datamodule"])
+        if not full:
+            if self.strategy.is_global_zero:
+                print(f"Loaded {module.loaded_from}")
+            return state
+        hooks.of("on_load_checkpoint", "callbacks")(state)
+        for callback in self.callbacks:
+            saved = state["callbacks"].get(type(callback).__name__)
+            if saved is not None and overrides(callback, "load_state_dict", Callback):
+                callback.load_state_dict(saved)
+        for optimizer, saved in zip(self.optimizers, state["optimizer_states"], strict=True):
+            self.strategy.load_optimizer_state(module, optimizer, saved)
+        for scheduler, saved in zip(self.lr_schedulers, state["lr_schedulers"], strict=True):
+            scheduler["scheduler"].load_state_dict(saved)
+        self.precision.load_state_dict(state["precision"]["state"])
+        return state
+
+    def _restore_loops(self, state: dict[str, Any], path: Path) -> None:
+        """The loop position, training time and random state where the checkpoint was made.
+
+        After ``on_fit_start``, as in Lightning (it sees step 0).
+        """
+        loops = state["loops"]
+        self._time_before = loops["seconds"]
+        self.global_step = state["global_step"]
+        self.current_epoch = loops["epoch"] + 1 if loops["epoch_finished"] else loops["epoch"]
+        self.batches_done = 0 if loops["epoch_finished"] else loops["batches_done"]
+        # Random state resumes where the stopped run left it. Mid-epoch, that is
+        # after the epoch's DataLoader iterator was made (making one draws from
+        # the generator), so _train_epoch restores it then; between epochs, now.
+        # Each rank takes its own generators' state (rank 0's on a larger world).
+        saved_rng = state["rng"]
+        rng = saved_rng[self.strategy.rank if self.strategy.rank < len(saved_rng) else 0]
+        if self.batches_done == 0:
+            restore_rng_states(rng)
+        else:
+            self._resume_rng = rng
+        if self.strategy.is_global_zero:
+            print(f"Resumed from {path} at epoch {self.current_epoch}, step {self.global_step}")
+
+    def _resolve(self, ckpt_path: str | Path) -> Path:
+        # Rank zero looks (and tidies what killed writers left); every rank loads that.
+        # 'best': this run's ModelCheckpoint, or the one saved in last.ckpt (checkpoint.py).
+        root = self.config.default_root_dir
+        path = on_rank_zero(self.strategy, ckpt.resolve, ckpt_path, root, self.callbacks)
+        return Path(self.strategy.broadcast(str(path) if path is not None else None))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,19 @@ if TYPE_CHECKING:
     from .trainer import Trainer
 
 
+class AttributeDict(dict):
+    """A dict whose keys read as attributes too: ``hparams.lr`` (Lightning's AttributeDict)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no hyperparameter {name!r}; saved: {sorted(self)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
 class Module(ModuleHooks, nn.Module):
     """A ``torch.nn.Module`` with LightningModule's hooks.
 
@@ -36,7 +49,7 @@ class Module(ModuleHooks, nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._trainer: weakref.ref[Trainer] | None = None
-        self.hparams: dict[str, Any] = {}
+        self.hparams = AttributeDict()
         self.loaded_from: ckpt.Source | None = None  # the checkpoint the weights came from
 
     @property
@@ -51,12 +64,17 @@ class Module(ModuleHooks, nn.Module):
 
     # ------------------------------------------------------------ state
 
-    def save_hyperparameters(self, **hparams: Any) -> None:
+    def save_hyperparameters(
+        self, *names: str, ignore: str | Sequence[str] = (), **hparams: Any
+    ) -> None:
         """Record the ``__init__`` arguments so checkpoints can rebuild the module.
 
-        Called without arguments from ``__init__`` it records the caller's
-        arguments, as in Lightning; keyword arguments are recorded as given.
-        Values must be plain Python (numbers, strings, lists, dicts).
+        Called from ``__init__`` it records the caller's arguments, as in
+        Lightning: all of them, or only ``names``, less ``ignore`` (e.g. the
+        ``nn.Module`` arguments, whose weights the checkpoint holds anyway).
+        Keyword arguments are recorded as given. Values must be plain Python
+        (numbers, strings, lists, dicts); read them back as ``self.hparams.lr``
+        or ``self.hparams["lr"]``.
         """
         if not hparams:
             frame = inspect.currentframe()
@@ -66,6 +84,12 @@ class Module(ModuleHooks, nn.Module):
                 hparams = {name: info.locals[name] for name in info.args[1:]}
                 if info.keywords:
                     hparams.update(info.locals[info.keywords])
+            skipped = {ignore} if isinstance(ignore, str) else set(ignore)
+            hparams = {
+                name: value
+                for name, value in hparams.items()
+                if name not in skipped and (not names or name in names)
+            }
         self.hparams.update(hparams)
 
     @property

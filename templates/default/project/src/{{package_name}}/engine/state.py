@@ -17,7 +17,7 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .checkpoint import FORMAT
-from .hooks import Callback, overrides
+from .hooks import Callback, checkpointing, overrides
 from .module import DataModule
 from .precision import NAME as PRECISION
 from .rng import restore_rng_states, rng_states
@@ -26,6 +26,11 @@ from .strategy import on_rank_zero
 
 class CheckpointState:
     """The Trainer's checkpoint methods (they use its module, loop counters and strategy)."""
+
+    @property
+    def checkpoint_callback(self) -> Any:
+        """The first ModelCheckpoint among the callbacks, or None (Lightning's property)."""
+        return next((cb for cb in self.callbacks if checkpointing(cb)), None)
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Write everything needed to resume exactly here (see ``checkpoint.py``)."""

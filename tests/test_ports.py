@@ -119,11 +119,11 @@ losses, lrs = [], []
 
 
 class Regressor(LightningModule):
-    def __init__(self, learning_rate=0.05):
+    def __init__(self, learning_rate=0.05, hidden=16):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters("learning_rate")
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 1))
+        self.net = nn.Sequential(nn.Linear(5, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -351,8 +351,18 @@ def assert_same_weights(ours: dict[str, torch.Tensor], theirs: dict[str, torch.T
         assert torch.allclose(value, theirs[name], atol=1e-6), name
 
 
-def test_quick_start_autoencoder(engine, tmp_path) -> None:
-    theirs, ours = both(QUICK_START, engine, tmp_path)
+# What Lightning's warning about nn.Module arguments in hparams asks for.
+IGNORING = QUICK_START.replace(
+    "        super().__init__()\n        self.encoder",
+    '        super().__init__()\n        self.save_hyperparameters(ignore=["encoder", "decoder"])'
+    "\n        self.encoder",
+)
+
+
+@pytest.mark.parametrize("source", [QUICK_START, IGNORING], ids=["as-written", "ignore-hparams"])
+def test_quick_start_autoencoder(engine, tmp_path, source) -> None:
+    theirs, ours = both(source, engine, tmp_path)
+    assert ours["autoencoder"].hparams == theirs["autoencoder"].hparams == {}
     assert len(ours["losses"]) == len(theirs["losses"]) == 8  # 4 batches, 2 epochs
     assert ours["losses"] == pytest.approx(theirs["losses"], abs=1e-6)
     assert_same_weights(ours["trained"], theirs["trained"])
@@ -376,6 +386,7 @@ def test_optimizer_step_override_warms_the_learning_rate_up(engine, tmp_path) ->
     assert len(ours["losses"]) == len(theirs["losses"]) == 22
     assert ours["losses"] == pytest.approx(theirs["losses"], abs=1e-6)
     assert ours["trainer"].global_step == theirs["trainer"].global_step == 12
+    assert ours["model"].hparams == theirs["model"].hparams == {"learning_rate": 0.05}
     assert_same_weights(ours["model"].state_dict(), theirs["model"].state_dict())
 
 

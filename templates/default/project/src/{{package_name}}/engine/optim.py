@@ -78,7 +78,7 @@ def configure(
             "this fit will run with no optimizer",
             stacklevel=2,
         )
-        result = NoOptimizer()
+        result = NoOptimizer(module.device)
     optimizers, schedulers, monitor = _split(result)
     if module.automatic_optimization:
         configs = [_automatic_config(scheduler, monitor) for scheduler in schedulers]
@@ -287,8 +287,20 @@ def _overridden(module: Module, name: str) -> bool:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return f"{text[:80]}..." if len(text) > 80 else text
+    """``value`` in one short line: its shape for containers, its type for other objects."""
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_short(item) for item in value[:4]) + (", ..." if len(value) > 4 else "")
+        return (
+            f"[{inner}]"
+            if isinstance(value, list)
+            else f"({inner}{',' if len(value) == 1 else ''})"
+        )
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_short(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (str, int, float, bool, type(None))):
+        text = repr(value)
+        return f"{text[:40]}..." if len(text) > 40 else text
+    return type(value).__name__
 
 
 class NoOptimizer(torch.optim.Optimizer):
@@ -298,8 +310,10 @@ class NoOptimizer(torch.optim.Optimizer):
     counts steps; the weights stay as they are.
     """
 
-    def __init__(self) -> None:
-        super().__init__([torch.zeros(1)], {})
+    def __init__(self, device: torch.device) -> None:
+        placeholder = torch.zeros(1, device=device, requires_grad=True)
+        placeholder.grad = torch.zeros_like(placeholder)  # a loss scaler checks one gradient
+        super().__init__([placeholder], {})
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         return closure() if closure is not None else None
@@ -321,6 +335,15 @@ def check_manual(trainer: Trainer, module: Module) -> None:
     """Lightning's refusals for manual optimization, before anything runs."""
     if module.automatic_optimization:
         return
+    if STRATEGY in ("fsdp", "deepspeed"):
+        # Both shard or own the gradients inside their forward and step; a
+        # training_step that backpropagates and steps by itself is not wired
+        # through them here.
+        raise UsageError(
+            f"manual optimization (automatic_optimization = False) is not supported with "
+            f"strategy={STRATEGY!r} in this project; use strategy ddp "
+            "(scaffold update -d strategy=ddp) or automatic optimization"
+        )
     cfg = trainer.config
     if cfg.gradient_clip_val is not None and cfg.gradient_clip_val > 0:
         raise UsageError(
@@ -370,9 +393,7 @@ def manual_backward(trainer: Trainer, loss: torch.Tensor, *args: Any, **kwargs: 
     if scaler is not None:
         loss = scaler.scale(loss)
     call_hook(trainer, "on_before_backward", loss)
-    if STRATEGY == "deepspeed":
-        trainer.strategy.backward(loss)  # the engine scales and reduces
-    elif hasattr(module, "backward"):
+    if hasattr(module, "backward"):
         module.backward(loss, *args, **kwargs)  # the overridable hook
     else:
         loss.backward(*args, **kwargs)
@@ -477,10 +498,6 @@ def _step(trainer: Trainer, optimizer: Any, closure: Callable[[], Any], **kwargs
             before(optimizer)  # XLA: average the gradients over the cores
         call_hook(trainer, "on_before_optimizer_step", optimizer)
 
-    if STRATEGY == "deepspeed":
-        closure()
-        after_closure()
-        return trainer.strategy.optimizer_step()  # the engine unscales, clips and steps
     scaler = getattr(trainer.precision, "scaler", None)
     if scaler is None:
 
@@ -557,11 +574,6 @@ def clip_gradients(
     if gradient_clip_val <= 0:
         return
     optimizer = getattr(optimizer, "optimizer", optimizer)
-    if STRATEGY == "deepspeed":
-        raise UsageError(
-            "self.clip_gradients under DeepSpeed: DeepSpeed clips by itself; set "
-            "--trainer.gradient_clip_val (automatic optimization) instead"
-        )
     # 16-mixed: clip true-sized gradients. (Lightning clips the scaled ones
     # here, which makes the threshold depend on the loss scale.)
     if (scaler := getattr(trainer.precision, "scaler", None)) is not None:

@@ -81,7 +81,7 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 # Tests that take a minute or more on one core (besides the generated suites,
 # costed by matrix.expected_seconds), with their rough cost in seconds.
 LONG = {
-    "test_every_engine_combination_renders_clean": 120,
+    "test_every_engine_combination_renders_clean": 60,
     "test_deepspeed_trains_resumes_mid_epoch_and_exports": 55,
     "test_random_option_values_in_a_real_process": 50,
     "test_sigkill_at_random_moments_then_resume_is_bitwise_exact": 45,

@@ -101,7 +101,7 @@ def each_value() -> list[dict]:
     into its own venv and tests (the pairs are the slow set).
     """
     candidates = sorted(all_valid(), key=expected_seconds)  # ties go to the cheapest
-    return _cover(candidates, lambda combo: {(k, _key(combo[k])) for k in VARIED})
+    return cover(candidates, lambda combo: {(k, _key(combo[k])) for k in VARIED})
 
 
 def _key(value: object) -> object:
@@ -110,17 +110,17 @@ def _key(value: object) -> object:
 
 def pairwise() -> list[dict]:
     """A small set of valid combinations covering every valid pair of answers."""
-    return _cover(all_valid(), lambda combo: set(pairs_of(combo)))
+    return cover(all_valid(), lambda combo: set(pairs_of(combo)))
 
 
 def engine_triples() -> list[dict]:
     """Combinations that, with :func:`pairwise`'s, cover every valid engine triple too."""
     candidates = all_valid()
     covered = {triple_of(combo) for combo in pairwise()}
-    return _cover(candidates, lambda combo: {triple_of(combo)} - covered)
+    return cover(candidates, lambda combo: {triple_of(combo)} - covered)
 
 
-def _cover(candidates: list[dict], covers) -> list[dict]:
+def cover(candidates: list[dict], covers) -> list[dict]:
     """Greedy set cover: the candidate covering the most of what is left, until nothing is."""
     uncovered = set().union(*(covers(combo) for combo in candidates))
     chosen = []

@@ -154,7 +154,6 @@ def test_the_engine_calls_what_lightning_calls(project, tmp_path, scenario) -> N
     assert lines(ours["calls"]) == lines(expected(scenario, tmp_path / "lightning"))
 
 
-@pytest.mark.xfail(reason="manual optimization lands with the manual-opt engineer", strict=False)
 def test_manual_optimization_calls_what_lightning_calls(project, tmp_path) -> None:
     ours = engine_calls(project, "manual", tmp_path / "engine")
     assert ours["error"] is None, ours["error"]

@@ -523,3 +523,75 @@ def _hook_of(name: str) -> str:
         if hook.endswith(suffix) and hook.removesuffix(suffix) in MODULE_HOOKS:
             return hook.removesuffix(suffix)
     return hook
+
+
+RESULTS_MODULE = """
+{import_line}
+import torch
+
+
+class TwoLoaderModule(LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+        if dataloader_idx == 1:
+            self.log("only_second", 2.0 + batch_idx, add_dataloader_idx=False)
+
+    def on_validation_epoch_end(self):
+        self.log("after", 7.0)
+
+    def test_step(self, batch, batch_idx):
+        self.log("test_loss", torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1]))
+"""
+
+
+def _results_module(import_line: str) -> type:
+    namespace: dict[str, Any] = {}
+    exec(compile(RESULTS_MODULE.format(import_line=import_line), "results.py", "exec"), namespace)
+    return namespace["TwoLoaderModule"]
+
+
+def test_validate_and_test_return_a_dict_per_dataloader_as_lightning(engine, tmp_path) -> None:
+    module_lib, trainer_lib, sampling, _ = engine
+    _, val = hook_data(sampling)
+    torch.manual_seed(0)
+    theirs_module = _results_module("from pytorch_lightning import LightningModule")()
+    torch.manual_seed(0)
+    ours_module = _results_module(f"from {module_lib.__name__} import Module as LightningModule")()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=str(tmp_path / "lightning"),
+    )
+    with _quiet():
+        theirs = [
+            trainer.validate(theirs_module, [val, val], verbose=False),
+            trainer.validate(theirs_module, val, verbose=False),
+            trainer.test(theirs_module, val, verbose=False),
+        ]
+    ours_trainer = trainer_lib.Trainer(
+        accelerator="cpu",
+        devices=1,
+        num_nodes=1,
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=str(tmp_path / "engine"),
+    )
+    ours = [
+        ours_trainer.validate(ours_module, [val, val]),
+        ours_trainer.validate(ours_module, val),
+        ours_trainer.test(ours_module, val),
+    ]
+    assert [[sorted(d) for d in run] for run in ours] == [
+        [sorted(d) for d in run] for run in theirs
+    ]
+    for our_run, their_run in zip(ours, theirs, strict=True):
+        for our_dict, their_dict in zip(our_run, their_run, strict=True):
+            assert our_dict == pytest.approx(their_dict, abs=1e-6)

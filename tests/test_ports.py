@@ -407,12 +407,13 @@ def test_datamodule_with_checkpoint_and_early_stopping_then_validate_and_test(
     assert float(best[0].best_model_score) == pytest.approx(float(best[1].best_model_score))
     # test(ckpt_path="best") ran on the best epoch's weights.
     assert_same_weights(ours["best_weights"], theirs["best_weights"])
-    # Lightning returns one dict per dataloader; the engine, the one dict.
+    # validate and test return one dict per dataloader.
     for stage in ("validated", "tested"):
         (expected,) = theirs[stage]
-        assert ours[stage].keys() == expected.keys()
+        (result,) = ours[stage]
+        assert result.keys() == expected.keys()
         for name, value in expected.items():
-            assert ours[stage][name] == pytest.approx(value, abs=1e-6), name
+            assert result[name] == pytest.approx(value, abs=1e-6), name
 
 
 def test_lbfgs_runs_the_closure_as_lightning_does(engine, tmp_path) -> None:

@@ -23,6 +23,7 @@ from matrix import (
     VARIED,
     all_valid,
     as_answers,
+    cover,
     each_value,
     engine_triples,
     label,
@@ -40,15 +41,25 @@ PAIRWISE = pairwise()
 TRIPLES = engine_triples()
 ALL = all_valid()
 # For ruff: every combination of the answers that shape the engine, each with
-# the most callbacks it allows (the most code); the tasks, which only change
-# model/module/data, with each strategy; every subset of callbacks with the
-# other answers at their defaults.
-SHAPING = tuple(name for name in VARIED if name not in ("task", "callbacks"))
+# the most callbacks it allows (the most code) and a logger, so that every
+# logger meets every value of the others (a logger adds whole files and one
+# block where the run starts: it meets the rest in pairs, not in every
+# product); the tasks, which only change model/module/data, with each
+# strategy; every subset of callbacks with the other answers at their defaults.
+SHAPING = tuple(name for name in VARIED if name not in ("task", "callbacks", "logger"))
 MOST_CALLBACKS = {
-    tuple(c[k] for k in SHAPING): c
+    tuple(c[k] for k in (*SHAPING, "logger")): c
     for c in sorted(ALL, key=lambda c: len(c["callbacks"]))  # the longest list wins
     if c["task"] == "image_classification"
 }
+
+
+def _engine_covers(combo: dict) -> set:
+    shape = tuple(combo[k] for k in SHAPING)
+    return {shape} | {("logger", combo["logger"], k, combo[k]) for k in SHAPING}
+
+
+ENGINE_RENDERS = cover(list(MOST_CALLBACKS.values()), _engine_covers)
 TASKS_BY_STRATEGY = {(c["task"], c["strategy"]): c for c in ALL}
 CALLBACK_SUBSETS = [
     list(subset)
@@ -158,11 +169,21 @@ def test_longest_names_stay_ruff_clean(tmp_path: Path, task: str) -> None:
     _assert_ruff_clean(project)
 
 
+def test_the_engine_renders_cover_every_shape_and_every_logger_with_every_value() -> None:
+    shapes = {tuple(c[k] for k in SHAPING) for c in ALL}
+    assert {tuple(c[k] for k in SHAPING) for c in ENGINE_RENDERS} == shapes
+    loggers = {c["logger"] for c in ALL}
+    for name in SHAPING:
+        pairs = {(c["logger"], c[name]) for c in ALL}
+        assert {(c["logger"], c[name]) for c in ENGINE_RENDERS} == pairs, name
+    assert len(loggers) > 1 and len(ENGINE_RENDERS) < len(MOST_CALLBACKS) / 3
+
+
 @pytest.mark.parametrize("hardware", sorted({c["hardware"] for c in ALL}))
 def test_every_engine_combination_renders_clean(tmp_path: Path, hardware: str) -> None:
     # Split by hardware so pytest-xdist spreads the renders; ruff then checks
     # them all in one run (each project's own pyproject configures it).
-    combos = [as_answers(c) for c in MOST_CALLBACKS.values() if c["hardware"] == hardware]
+    combos = [as_answers(c) for c in ENGINE_RENDERS if c["hardware"] == hardware]
     combos += [as_answers(c) for c in TASKS_BY_STRATEGY.values() if c["hardware"] == hardware]
     for index, answers in enumerate(combos):
         create(tmp_path / f"p{index}", data=answers, defaults=True, use_git=False)

@@ -179,6 +179,8 @@ class Metrics:
         self.callback_metrics: dict[str, torch.Tensor] = {}
         self.progress_bar_metrics: dict[str, torch.Tensor] = {}
         self.logged_metrics: dict[str, torch.Tensor] = {}
+        # Epoch names -> the dataloader they were logged from (None: every one).
+        self.loader_of: dict[str, int | None] = {}
         self._stages: dict[str, dict[tuple[str, str, int | None], _Entry]] = {}
         self._batch: Any = None
         self._batch_size: int | None = None
@@ -196,6 +198,7 @@ class Metrics:
         self.callback_metrics.clear()
         self.progress_bar_metrics.clear()
         self.logged_metrics.clear()
+        self.loader_of.clear()
 
     def start(self, stage: str) -> None:
         """Begin an epoch of ``stage``: forget that stage's accumulators."""
@@ -455,6 +458,7 @@ class Metrics:
             if not entry.on_epoch or (value := entry.reduce(self.sync)) is None:
                 continue
             plain, _, epoch = entry.keys
+            self.loader_of[epoch] = entry.dataloader_idx
             self.callback_metrics[plain] = value
             self.callback_metrics[epoch] = value
             if entry.prog_bar:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
+from . import optim
+from .errors import UsageError
 from .hooks import DataHooks, ModuleHooks
 from .metrics import is_metric
 
@@ -241,8 +244,94 @@ class Module(ModuleHooks, nn.Module):
         return self(batch)
 
     def configure_optimizers(self) -> Any:
-        """Return an optimizer, or ``{"optimizer": ..., "lr_scheduler": ...}``."""
+        """Return the optimizer(s) and scheduler(s), in any of Lightning's forms.
+
+        An optimizer; a list of optimizers; ``([optimizers], [schedulers])``;
+        ``{"optimizer": ..., "lr_scheduler": ..., "monitor": ...}`` where the
+        scheduler may be a dict with ``interval``, ``frequency``, ``monitor``,
+        ``strict``, ``name``; a list of such dicts; or None (no optimizer).
+        Several optimizers need manual optimization (see ``engine/optim.py``).
+        """
         raise NotImplementedError("Override configure_optimizers in your Module")
+
+    # ------------------------------------------------------------ optimization
+    # Manual optimization, as in Lightning: set ``self.automatic_optimization =
+    # False`` in ``__init__``; ``training_step`` then gets the optimizers from
+    # ``self.optimizers()``, calls ``self.manual_backward(loss)`` and steps them.
+
+    @property
+    def automatic_optimization(self) -> bool:
+        """True: the loop backpropagates and steps. False: ``training_step`` does."""
+        return getattr(self, "_automatic_optimization", True)
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, automatic: bool) -> None:
+        self._automatic_optimization = automatic
+
+    def optimizers(self, use_pl_optimizer: bool = True) -> Any:
+        """The optimizer, or the list of them, from ``configure_optimizers``.
+
+        Their ``step()`` goes through the precision's loss scaler and counts
+        ``global_step``; ``use_pl_optimizer=False`` gives the bare optimizers.
+        """
+        trainer = self._attached("optimizers")
+        found = optim.handles(trainer) if use_pl_optimizer else trainer.optimizers
+        return found[0] if len(found) == 1 else found
+
+    def lr_schedulers(self) -> Any:
+        """The scheduler, the list of them, or None; under manual optimization you step them."""
+        schedulers = [
+            config["scheduler"] for config in self._attached("lr_schedulers").lr_schedulers
+        ]
+        if not schedulers:
+            return None
+        return schedulers[0] if len(schedulers) == 1 else schedulers
+
+    def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Backpropagate ``loss`` in ``training_step`` (scaled for 16-mixed, with the hooks)."""
+        if self.automatic_optimization:
+            raise UsageError(
+                "to use manual_backward, please disable automatic optimization: set model "
+                "property `automatic_optimization` as False"
+            )
+        optim.manual_backward(self._attached("manual_backward"), loss, *args, **kwargs)
+
+    def clip_gradients(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip ``optimizer``'s gradients by "norm" (default) or "value", after backward."""
+        trainer = self._attached("clip_gradients")
+        optim.clip_gradients(trainer, optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def toggle_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Only ``optimizer``'s parameters require gradients until :meth:`untoggle_optimizer`."""
+        self._attached("toggle_optimizer")
+        optim.toggle(self, optimizer)
+
+    def untoggle_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Undo :meth:`toggle_optimizer`."""
+        self._attached("untoggle_optimizer")
+        optim.untoggle(self, optimizer)
+
+    @contextmanager
+    def toggled_optimizer(self, optimizer: torch.optim.Optimizer) -> Iterator[None]:
+        """``with self.toggled_optimizer(opt):`` toggles ``opt`` for the block."""
+        self.toggle_optimizer(optimizer)
+        try:
+            yield
+        finally:
+            self.untoggle_optimizer(optimizer)
+
+    def _attached(self, method: str) -> Trainer:
+        if self.trainer is None:
+            raise UsageError(
+                f"self.{method}() needs a Trainer: {type(self).__qualname__} is not attached "
+                "to one; call it while the Trainer runs the module (e.g. in training_step)"
+            )
+        return self.trainer
 
 
 def _rebuild(

@@ -8,6 +8,7 @@ the loop that calls them is ``trainer.py``. Subclass them in ``module.py`` and
 from __future__ import annotations
 
 import inspect
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -93,7 +94,7 @@ class Module(ModuleHooks, nn.Module):
                 for name, value in hparams.items()
                 if name not in skipped and (not names or name in names)
             }
-        self.hparams.update(hparams)
+        self.hparams.update(_without_networks(hparams))
 
     @property
     def device(self) -> torch.device:
@@ -332,6 +333,27 @@ class Module(ModuleHooks, nn.Module):
                 "to one; call it while the Trainer runs the module (e.g. in training_step)"
             )
         return self.trainer
+
+
+def _without_networks(hparams: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` less its ``nn.Module`` values, with a warning naming them.
+
+    Their weights are in the checkpoint's state dict already, and the
+    checkpoint and config.yaml hold plain data only; Lightning keeps them
+    (pickled) and warns too. They are passed again at load time, as in
+    Lightning's quick start: ``load_from_checkpoint(path, encoder=...)``.
+    """
+    networks = [name for name, value in hparams.items() if isinstance(value, nn.Module)]
+    if networks:
+        warnings.warn(
+            f"save_hyperparameters: {', '.join(map(repr, networks))} "
+            f"{'is an nn.Module' if len(networks) == 1 else 'are nn.Modules'} whose weights "
+            "the checkpoint holds already; left out of hparams, so pass "
+            f"{'it' if len(networks) == 1 else 'them'} again to load_from_checkpoint "
+            f"(silence this with save_hyperparameters(ignore={networks!r}))",
+            stacklevel=3,
+        )
+    return {name: value for name, value in hparams.items() if name not in networks}
 
 
 def _rebuild(

@@ -202,6 +202,9 @@ class Metrics:
 
     def start(self, stage: str) -> None:
         """Begin an epoch of ``stage``: forget that stage's accumulators."""
+        # The last training steps' values stay visible to the validation's
+        # callbacks (a monitor check lists them), as in Lightning.
+        self.fold_steps()
         self.stage = stage
         self._stages[stage] = {}
         self.dataloader_idx = None

@@ -341,23 +341,11 @@ class ModuleHooks(DataHooks):
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
-        """Clip before each step; the arguments are the Trainer's options."""
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        """Clip before each step; the arguments are the Trainer's options.
 
-    def clip_gradients(
-        self,
-        optimizer: Any,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        """Clip the gradients of ``optimizer``'s parameters (None or 0: don't)."""
-        if not gradient_clip_val:
-            return
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        if (gradient_clip_algorithm or "norm") == "norm":
-            torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
-        else:
-            torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+        ``clip_gradients`` is the Module's (``module.py``, rules in ``optim.py``).
+        """
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Step a scheduler (``metric``: the monitored value, for ReduceLROnPlateau)."""

@@ -260,10 +260,13 @@ class Module(ModuleHooks, nn.Module):
     # False`` in ``__init__``; ``training_step`` then gets the optimizers from
     # ``self.optimizers()``, calls ``self.manual_backward(loss)`` and steps them.
 
+    # A class default, so reading it never takes nn.Module's __getattr__ path.
+    _automatic_optimization = True
+
     @property
     def automatic_optimization(self) -> bool:
         """True: the loop backpropagates and steps. False: ``training_step`` does."""
-        return getattr(self, "_automatic_optimization", True)
+        return self._automatic_optimization
 
     @automatic_optimization.setter
     def automatic_optimization(self, automatic: bool) -> None:

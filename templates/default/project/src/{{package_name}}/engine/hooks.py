@@ -230,11 +230,13 @@ class Hooks:
                 ]
             else:
                 owner = self._module if receiver == "module" else self._datamodule
-                if owner is not None and (
-                    (hook.always and receiver == "module")
-                    or overrides(owner, name, self._bases[receiver])
-                ):
+                if owner is None:
+                    continue
+                if overrides(owner, name, self._bases[receiver]):
                     found.append(self._named(name, getattr(owner, name), result=True))
+                elif hook.always and receiver == "module":
+                    # The engine's own default (it logs nothing): called as it is, unwrapped.
+                    found.append(getattr(owner, name))
         return found
 
     def of(self, name: str, receiver: str) -> Callable[..., Any]:

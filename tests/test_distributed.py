@@ -125,6 +125,49 @@ def test_ddp_ranks_agree_and_equal_one_process_with_the_same_global_batch(
     assert zero["train_loss"] != first["train_loss"]
 
 
+PLAIN_DRIVER = ROOT / "tests" / "helpers" / "plain_loader_ranks.py"
+
+
+def _plain_loaders(project: Path, out: Path, mode: str) -> subprocess.CompletedProcess:
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", *TWO_PROCESSES, str(PLAIN_DRIVER)]
+    command += [str(project / "src"), str(out), mode]
+    return subprocess.run(
+        command, env=_env(project), capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_ddp_shards_plain_dataloaders_as_lightning_does(ddp_project: Path, tmp_path: Path) -> None:
+    # Lightning code passes DataLoader(dataset, shuffle=True) to fit; under DDP
+    # Lightning swaps its sampler for a DistributedSampler(seed=the global seed).
+    from torch.utils.data import DistributedSampler
+
+    result = _plain_loaders(ddp_project, tmp_path, "plain")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    samples = list(range(21))
+    for epoch in (0, 1):
+        for rank in (0, 1):
+            sampler = DistributedSampler(samples, num_replicas=2, rank=rank, shuffle=True, seed=7)
+            sampler.set_epoch(epoch)
+            assert seen[rank][f"train_{epoch}"] == list(sampler), (epoch, rank)
+        # Validation: each sample once over the two ranks, none repeated.
+        validated = seen[0][f"val_{epoch}"] + seen[1][f"val_{epoch}"]
+        assert sorted(validated) == samples
+    assert seen[0]["train_0"] != seen[0]["train_1"]  # a new order each epoch
+
+
+def test_ddp_refuses_a_loader_it_cannot_shard_in_one_line(
+    ddp_project: Path, tmp_path: Path
+) -> None:
+    result = _plain_loaders(ddp_project, tmp_path, "weighted")
+    assert result.returncode != 0
+    assert (
+        "the train loader (DataLoader over WeightedRandomSampler) can't give each rank its "
+        "part of the data; use a plain DataLoader(dataset, shuffle=...)" in result.stderr
+    )
+
+
 def _initial(project: Path) -> dict:
     sys.path.insert(0, str(project / "src"))
     try:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from .errors import ConfigError, UsageError
+from .sampling import ResumableSampler
 
 STAGE_OF = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}
 
@@ -72,3 +73,46 @@ def position(loader: DataLoader, epoch: int, batches_done: int, *, shuffle: bool
                 "or resume from an end-of-epoch checkpoint"
             )
         sampler.skip(batches_done * loader.batch_size)
+
+
+# What a rebuilt DataLoader keeps of the original (those this torch version has).
+_KEPT = (
+    "num_workers",
+    "collate_fn",
+    "pin_memory",
+    "drop_last",
+    "timeout",
+    "worker_init_fn",
+    "multiprocessing_context",
+    "generator",
+    "prefetch_factor",
+    "persistent_workers",
+    "pin_memory_device",
+    "in_order",
+)
+
+
+def distributable(loader: Any, world_size: int, seed: int) -> Any:
+    """``loader`` ready to shard over ``world_size`` ranks, as Lightning's use_distributed_sampler.
+
+    A plain ``DataLoader`` over a shuffling or sequential sampler (what
+    ``DataLoader(dataset, shuffle=...)`` builds) is rebuilt on a
+    :class:`ResumableSampler` with the same order rule: each rank then takes its
+    share, and a mid-epoch resume is exact. Lightning's DistributedSampler draws
+    the same permutation (``seed + epoch``). Anything else is returned as it is:
+    a loader whose sampler shards already, or one this can't rebuild faithfully
+    (the caller says so).
+    """
+    if world_size == 1 or type(loader) is not DataLoader:
+        return loader
+    sampler = loader.sampler
+    shuffle = type(sampler) is RandomSampler
+    if shuffle and (sampler.replacement or sampler.num_samples != len(sampler.data_source)):
+        return loader  # draws with replacement, or a different count: not a permutation
+    if not shuffle and type(sampler) is not SequentialSampler:
+        return loader
+    if loader.batch_size is None:  # a batch_sampler of the user's own
+        return loader
+    kept = {name: getattr(loader, name) for name in _KEPT if hasattr(loader, name)}
+    resumable = ResumableSampler(len(loader.dataset), shuffle=shuffle, seed=seed)
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=resumable, **kept)

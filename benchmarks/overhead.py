@@ -185,10 +185,11 @@ def main() -> None:
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         rows = []
         for label, kind in MODELS.items():
-            results = {}
-            for variant in ("raw", "ours", "lightning"):
-                runs = []
-                for _ in range(args.repeats):
+            # The repeats interleave the loops (raw, ours, lightning, raw, ...), so a
+            # machine that slows down during the run slows every loop alike.
+            runs: dict[str, list[dict]] = {"raw": [], "ours": [], "lightning": []}
+            for _ in range(args.repeats):
+                for variant, measured in runs.items():
                     out = (
                         subprocess.run(
                             [
@@ -211,11 +212,14 @@ def main() -> None:
                         .stdout.strip()
                         .splitlines()[-1]
                     )
-                    runs.append(json.loads(out))
-                results[variant] = {
-                    "step_us": min(r["step_us"] for r in runs),
-                    "peak_rss_mb": min(r["peak_rss_mb"] for r in runs),
+                    measured.append(json.loads(out))
+            results = {
+                variant: {
+                    "step_us": min(r["step_us"] for r in measured),
+                    "peak_rss_mb": min(r["peak_rss_mb"] for r in measured),
                 }
+                for variant, measured in runs.items()
+            }
             raw = results["raw"]["step_us"]
             for variant, result in results.items():
                 rows.append(

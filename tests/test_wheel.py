@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -32,9 +33,12 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
     # only through a .pth file, so the wheel's own scaffold is the one imported.
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
+    # Without PYTHONPATH: one naming a checkout (a worktree's) would shadow the wheel.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     python = env_dir / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        env=clean,
         check=True,
         capture_output=True,
         text=True,
@@ -52,11 +56,13 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
     Path(site, "dev-deps.pth").write_text(deps + "\n")
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        env=clean,
         check=True,
         capture_output=True,
     )
     where = subprocess.run(
         [str(python), "-c", "import scaffold; print(scaffold.__file__)"],
+        env=clean,
         check=True,
         capture_output=True,
         text=True,
@@ -69,6 +75,7 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        env=clean,
         check=False,
     )
     assert made.returncode == 0, made.stderr
@@ -83,6 +90,7 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
             cwd=tmp_path / "exp",
             capture_output=True,
             text=True,
+            env=clean,
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr

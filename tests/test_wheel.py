@@ -28,6 +28,9 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
     assert "scaffold/templates/default/copier.yml" in names
     assert any(n.startswith("scaffold/templates/default/project/src/") for n in names)
     assert not any("__pycache__" in n for n in names)
+    # What `template init` adds beside the template: real files of the package.
+    extras = ["scaffold/team_template/README.md", "scaffold/team_template/tests/test_template.py"]
+    assert set(extras) <= set(names)
 
     # A fresh venv that sees this environment's packages (click, copier, ...)
     # only through a .pth file, so the wheel's own scaffold is the one imported.
@@ -95,6 +98,22 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
         )
         assert done.returncode == 0, done.stdout + done.stderr
     assert "csv" in (tmp_path / "exp" / ".copier-answers.yml").read_text()
+
+    # `template init` writes the README and the test that the wheel ships.
+    team = tmp_path / "team"
+    made = subprocess.run(
+        [str(env_dir / "bin" / "scaffold"), "template", "init", str(team)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=clean,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    shipped = ROOT / "scaffold" / "team_template"
+    test = "tests/test_template.py"
+    assert (team / test).read_bytes() == (shipped / test).read_bytes()
+    assert (team / "README.md").read_text().startswith("# team: a scaffold template\n")
 
 
 # The name `scaffold` on PyPI is another project's: "scaffold" not followed by "-dl".

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import project_env
+from conftest import ROOT, project_env, ruff
 from gitrepo import (
     answers,
     commit_all,
@@ -21,6 +21,9 @@ from gitrepo import (
 
 from scaffold import __version__
 from scaffold.sources import parse
+
+# What `template init` adds beside the copied template, as shipped in the package.
+EXTRAS = ROOT / "scaffold" / "team_template"
 
 SOURCES = [
     ("https://git.example.com/team/tpl.git", "https://git.example.com/team/tpl.git", None),
@@ -198,6 +201,28 @@ def test_template_init_test_passes(tmp_path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_template_init_writes_the_packaged_readme_and_test(tmp_path) -> None:
+    team = tmp_path / "team-template"
+    assert invoke("template", "init", team).exit_code == 0
+    test = "tests/test_template.py"
+    assert (team / test).read_bytes() == (EXTRAS / test).read_bytes()
+    readme = (team / "README.md").read_text()
+    assert readme.startswith("# team-template: a scaffold template\n")
+    assert f"scaffold {__version__}'s bundled template" in readme
+    assert f"scaffold new my-exp --template {team}\n" in readme
+    assert "[templates.team-template]" in readme and "{" not in readme
+
+
+def test_template_init_files_are_linted_with_scaffolds_own_code() -> None:
+    # `ruff check .` in this repository sees the shipped test (not excluded) ...
+    listed = ruff(ROOT, "check", "--show-files", ".").stdout.splitlines()
+    assert str(EXTRAS / "tests" / "test_template.py") in listed
+    # ... and it is clean under this repository's settings.
+    for args in (["format", "--check"], ["check"]):
+        done = ruff(ROOT, *args, str(EXTRAS))
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_template_init_refuses_a_non_empty_folder(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -27,14 +28,20 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
     assert "scaffold/templates/default/copier.yml" in names
     assert any(n.startswith("scaffold/templates/default/project/src/") for n in names)
     assert not any("__pycache__" in n for n in names)
+    # What `template init` adds beside the template: real files of the package.
+    extras = ["scaffold/team_template/README.md", "scaffold/team_template/tests/test_template.py"]
+    assert set(extras) <= set(names)
 
     # A fresh venv that sees this environment's packages (click, copier, ...)
     # only through a .pth file, so the wheel's own scaffold is the one imported.
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
+    # Without PYTHONPATH: one naming a checkout (a worktree's) would shadow the wheel.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     python = env_dir / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        env=clean,
         check=True,
         capture_output=True,
         text=True,
@@ -52,11 +59,13 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
     Path(site, "dev-deps.pth").write_text(deps + "\n")
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        env=clean,
         check=True,
         capture_output=True,
     )
     where = subprocess.run(
         [str(python), "-c", "import scaffold; print(scaffold.__file__)"],
+        env=clean,
         check=True,
         capture_output=True,
         text=True,
@@ -69,6 +78,7 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        env=clean,
         check=False,
     )
     assert made.returncode == 0, made.stderr
@@ -83,10 +93,27 @@ def test_wheel_contains_the_template_and_works_from_a_fresh_venv(tmp_path: Path)
             cwd=tmp_path / "exp",
             capture_output=True,
             text=True,
+            env=clean,
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
     assert "csv" in (tmp_path / "exp" / ".copier-answers.yml").read_text()
+
+    # `template init` writes the README and the test that the wheel ships.
+    team = tmp_path / "team"
+    made = subprocess.run(
+        [str(env_dir / "bin" / "scaffold"), "template", "init", str(team)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=clean,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    shipped = ROOT / "scaffold" / "team_template"
+    test = "tests/test_template.py"
+    assert (team / test).read_bytes() == (shipped / test).read_bytes()
+    assert (team / "README.md").read_text().startswith("# team: a scaffold template\n")
 
 
 # The name `scaffold` on PyPI is another project's: "scaffold" not followed by "-dl".

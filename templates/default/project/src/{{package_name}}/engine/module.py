@@ -23,7 +23,7 @@ from . import checkpoint as ckpt
 from . import gradients, manual
 from .errors import UsageError
 from .hooks import DataHooks, ModuleHooks
-from .metrics import is_metric
+from .log_entry import is_metric
 
 if TYPE_CHECKING:
     from .trainer import Trainer

@@ -345,7 +345,7 @@ class ModuleHooks(DataHooks):
     ) -> None:
         """Clip before each step; the arguments are the Trainer's options.
 
-        ``clip_gradients`` is the Module's (``module.py``, rules in ``optim.py``).
+        ``clip_gradients`` is the Module's (``module.py``, rules in ``gradients.py``).
         """
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 

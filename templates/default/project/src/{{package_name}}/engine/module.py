@@ -20,10 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
-from . import optim
+from . import gradients, manual
 from .errors import UsageError
 from .hooks import DataHooks, ModuleHooks
-from .metrics import is_metric
+from .log_entry import is_metric
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -251,7 +251,7 @@ class Module(ModuleHooks, nn.Module):
         ``{"optimizer": ..., "lr_scheduler": ..., "monitor": ...}`` where the
         scheduler may be a dict with ``interval``, ``frequency``, ``monitor``,
         ``strict``, ``name``; a list of such dicts; or None (no optimizer).
-        Several optimizers need manual optimization (see ``engine/optim.py``).
+        Several optimizers need manual optimization (see ``engine/manual.py``).
         """
         raise NotImplementedError("Override configure_optimizers in your Module")
 
@@ -279,7 +279,7 @@ class Module(ModuleHooks, nn.Module):
         ``global_step``; ``use_pl_optimizer=False`` gives the bare optimizers.
         """
         trainer = self._attached("optimizers")
-        found = optim.handles(trainer) if use_pl_optimizer else trainer.optimizers
+        found = manual.handles(trainer) if use_pl_optimizer else trainer.optimizers
         return found[0] if len(found) == 1 else found
 
     def lr_schedulers(self) -> Any:
@@ -298,7 +298,7 @@ class Module(ModuleHooks, nn.Module):
                 "to use manual_backward, please disable automatic optimization: set model "
                 "property `automatic_optimization` as False"
             )
-        optim.manual_backward(self._attached("manual_backward"), loss, *args, **kwargs)
+        manual.manual_backward(self._attached("manual_backward"), loss, *args, **kwargs)
 
     def clip_gradients(
         self,
@@ -308,17 +308,17 @@ class Module(ModuleHooks, nn.Module):
     ) -> None:
         """Clip ``optimizer``'s gradients by "norm" (default) or "value", after backward."""
         trainer = self._attached("clip_gradients")
-        optim.clip_gradients(trainer, optimizer, gradient_clip_val, gradient_clip_algorithm)
+        gradients.clip_gradients(trainer, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def toggle_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Only ``optimizer``'s parameters require gradients until :meth:`untoggle_optimizer`."""
         self._attached("toggle_optimizer")
-        optim.toggle(self, optimizer)
+        gradients.toggle(self, optimizer)
 
     def untoggle_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Undo :meth:`toggle_optimizer`."""
         self._attached("untoggle_optimizer")
-        optim.untoggle(self, optimizer)
+        gradients.untoggle(self, optimizer)
 
     @contextmanager
     def toggled_optimizer(self, optimizer: torch.optim.Optimizer) -> Iterator[None]:

@@ -1,11 +1,16 @@
-"""Automatic optimization's two objects: the closure and the optimizer that runs it.
+"""The optimizer the module sees, and the closure automatic optimization steps with.
+
+:class:`LightningOptimizer` is the one wrapper, as in Lightning: what
+``optimizer_step`` receives and what ``self.optimizers()`` returns. Its
+``step()`` goes the loop's way (through the precision's loss scaler, DeepSpeed
+or XLA); everything else is the wrapped optimizer's.
 
 As in Lightning, the module's ``optimizer_step(epoch, batch_idx, optimizer,
 optimizer_closure)`` calls ``optimizer.step(closure=optimizer_closure)``; the
-closure runs ``training_step``, ``optimizer_zero_grad`` and ``backward`` (and
-their hooks), then ``on_before_optimizer_step`` and the clipping hooks. So an
-override that changes the learning rate first (warm-up) works, and so do
-optimizers that evaluate the closure several times (LBFGS).
+closure (:class:`Closure`) runs ``training_step``, ``optimizer_zero_grad`` and
+``backward`` (and their hooks), then ``on_before_optimizer_step`` and the
+clipping hooks. So an override that changes the learning rate first (warm-up)
+works, and so do optimizers that evaluate the closure several times (LBFGS).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import torch
 
 from .errors import UsageError
+from .optim import short
 
 
 class Closure:
@@ -58,32 +64,67 @@ class Closure:
 
 
 class LightningOptimizer:
-    """The optimizer as ``optimizer_step`` receives it: ``step`` goes through the precision.
+    """The optimizer as the module gets it: ``step()`` goes the loop's way.
 
-    Everything else (``param_groups``, ``state``, ``zero_grad``) is the wrapped
-    torch optimizer's, so an override can change the learning rate in place.
+    ``step`` is what applying the gradients means where the wrapper is used:
+    automatic optimization's step through the precision (or DeepSpeed), or
+    manual optimization's, which also runs ``on_before_optimizer_step`` and
+    counts ``global_step`` (``manual.py``). Everything else (``zero_grad``,
+    ``param_groups``, ``state_dict``, ...) is the wrapped optimizer's, so an
+    override can change the learning rate in place, and
+    ``isinstance(optimizer, torch.optim.SGD)`` holds for an SGD, as in Lightning.
 
     Args:
-        optimizer: The torch optimizer.
-        step: The Trainer's ``(optimizer, closure) -> loss`` (GradScaler, DeepSpeed, XLA).
+        optimizer: The torch optimizer ``configure_optimizers`` returned.
+        step: ``(optimizer, closure, **kwargs) -> loss``; ``closure`` is callable.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, step: Callable[..., Any]) -> None:
         self._optimizer = optimizer
         self._step = step
+        # Be an instance of the optimizer's class too, so isinstance checks
+        # pass; attributes the class reads come from the optimizer (__getattr__).
+        self.__class__ = type(
+            f"Lightning{type(optimizer).__name__}", (LightningOptimizer, type(optimizer)), {}
+        )
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         """The wrapped torch optimizer."""
         return self._optimizer
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Run ``closure`` and apply the gradients."""
-        return self._step(self._optimizer, closure)
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_optimizer", "_step"):  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self._optimizer, name)
+
+    def step(self, closure: Callable[[], Any] | None = None, **kwargs: Any) -> Any:
+        """Apply the gradients (running ``closure`` first, as often as the optimizer asks)."""
+        if closure is None:
+            closure = _nothing
+        elif not callable(closure):
+            raise UsageError(
+                f"When `optimizer.step(closure)` is called, the closure should be callable, "
+                f"not {short(closure)}"
+            )
+        return self._step(self._optimizer, closure, **kwargs)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Zero the wrapped optimizer's gradients."""
+        """Clear the gradients of the wrapped optimizer's parameters."""
         self._optimizer.zero_grad(set_to_none=set_to_none)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._optimizer, name)
+    def state_dict(self) -> dict[str, Any]:
+        """The wrapped optimizer's state."""
+        return self._optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the wrapped optimizer's state."""
+        self._optimizer.load_state_dict(state_dict)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add parameters to the wrapped optimizer."""
+        self._optimizer.add_param_group(param_group)
+
+
+def _nothing() -> None:
+    return None

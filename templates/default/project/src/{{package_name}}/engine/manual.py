@@ -139,8 +139,7 @@ def _manual_step(
 ) -> Any:
     """A handle's ``step()``: the step below; XLA's traced step; one ``global_step``."""
     output = _step(trainer, optimizer, closure, **kwargs)
-    if after := getattr(trainer.strategy, "after_step", None):
-        after()  # XLA: run the step traced so far
+    trainer.strategy.after_optimizer_step()  # XLA: run the step traced so far
     if not trainer.module.automatic_optimization:
         trainer.global_step += 1  # the automatic loop counts its own steps
     return output
@@ -155,8 +154,7 @@ def _step(trainer: Trainer, optimizer: Any, closure: Callable[[], Any], **kwargs
     """
 
     def after_closure() -> None:
-        if before := getattr(trainer.strategy, "before_step", None):
-            before(optimizer)  # XLA: average the gradients over the cores
+        trainer.strategy.before_optimizer_step(optimizer)  # XLA: average the gradients
         call_hook(trainer, "on_before_optimizer_step", optimizer)
 
     scaler = getattr(trainer.precision, "scaler", None)

@@ -33,11 +33,7 @@ from .optimizer import Closure, LightningOptimizer
 from .options import TrainerConfig, max_time_seconds, validation_interval
 from .precision import Precision
 from .progress import ProgressBar, print_results, summarize
-{% if torchrun %}
-from .rng import restore_rng_states, seed_everything, use_deterministic_algorithms
-{% else %}
 from .rng import restore_rng_states, use_deterministic_algorithms
-{% endif %}
 from .run import RunFolder
 from .state import CheckpointState
 from .strategy import Strategy
@@ -176,27 +172,21 @@ class Trainer(RunFolder, CheckpointState):
         train_loader, val_loaders = self._fit_loaders(
             module, train_dataloaders, val_dataloaders, datamodule
         )
-{% if torchrun %}
-        # Identical weights on every rank came from one seed; from here on each
-        # rank draws its own random numbers (dropout, augmentation).
-        seed_everything(torch.initial_seed() + self.strategy.rank)
-{% endif %}
+        self.strategy.seed_per_rank()  # dropout and augmentation differ between ranks
         # 3. Optimizers and schedulers, from the module (any of Lightning's forms).
         manual.check_manual(self, module)
         self.optimizers, self.lr_schedulers = optim.configure(module)
         self.optimizers = [self.precision.convert_optimizer(o) for o in self.optimizers]
         self._stepper = LightningOptimizer(self.optimizers[0], self._optimizer_step)
-{% if strategy == "deepspeed" %}
-        # DeepSpeed's engine takes the module and its optimizer together.
-        self.steps = self.strategy.connect_optimizer(
-            module,
-            self.optimizers[0],
-            batch_size=train_loader.batch_size,
-            accumulate=cfg.accumulate_grad_batches,
-            gradient_clip_val=cfg.gradient_clip_val,
-            gradient_clip_algorithm=cfg.gradient_clip_algorithm,
-        )
-{% endif %}
+        if self.strategy.owns_optimizer_step:  # DeepSpeed: the engine takes both together
+            self.steps = self.strategy.connect_optimizer(
+                module,
+                self.optimizers[0],
+                batch_size=train_loader.batch_size,
+                accumulate=cfg.accumulate_grad_batches,
+                gradient_clip_val=cfg.gradient_clip_val,
+                gradient_clip_algorithm=cfg.gradient_clip_algorithm,
+            )
         # 4. Resume: weights, optimizer, schedulers, loop position and RNG
         #    (after configure_optimizers: sharded strategies load both at once).
         resumed = None
@@ -232,9 +222,7 @@ class Trainer(RunFolder, CheckpointState):
         hooks.on_fit_end()
         self._close_run("success")
         hooks.teardown("fit")
-{% if torchrun %}
         self.strategy.barrier()  # every rank done before any leaves the process group
-{% endif %}
 
     def _fit_loaders(
         self, module: Module, train_passed: Any, val_passed: Any, datamodule: Any
@@ -410,9 +398,7 @@ class Trainer(RunFolder, CheckpointState):
         ran XLA's step), and ``training_step`` steps its schedulers.
         """
         if automatic:
-{% if strategy == "xla" %}
-            self.strategy.after_step()  # XLA compiles and runs the step traced so far
-{% endif %}
+            self.strategy.after_optimizer_step()  # XLA compiles and runs the traced step
             self.global_step += 1
             self._step_schedulers("step")
         self.step_finished = True
@@ -438,49 +424,42 @@ class Trainer(RunFolder, CheckpointState):
             metrics.hook = outer
             closure.outputs = outputs
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-{% if strategy != "deepspeed" %}
-            if batch_idx % accumulate == 0:  # a window's first batch
+            owns_step = self.strategy.owns_optimizer_step  # DeepSpeed: zeroes, clips, steps
+            if batch_idx % accumulate == 0 and not owns_step:  # a window's first batch
                 hooks.on_before_zero_grad(optimizer)
                 hooks.optimizer_zero_grad(self.current_epoch, batch_idx, optimizer)
-{% endif %}
             self._note_finite(loss, first=batch_idx % accumulate == 0)
             if accumulate > 1:
                 loss = loss / accumulate
             hooks.on_before_backward(loss)
-{% if strategy == "deepspeed" %}
-            self.strategy.backward(loss)  # the engine scales, reduces and accumulates
-{% else %}
-            hooks.backward(self.precision.scale(loss))
-{% endif %}
+            if owns_step:
+                self.strategy.backward(loss)  # the engine scales, reduces and accumulates
+            else:
+                hooks.backward(self.precision.scale(loss))
             hooks.on_after_backward()
         if closure.stepping:
             self._check_finite(batch_idx)
-{% if strategy == "xla" %}
-            self.strategy.before_step(optimizer)  # average the gradients over the cores
-{% endif %}
-{% if strategy == "deepspeed" %}
-            hooks.on_before_optimizer_step(optimizer)  # DeepSpeed clips in its step
-{% else %}
-            self.precision.unscale_gradients(optimizer)
-            hooks.on_before_optimizer_step(optimizer)
-            hooks.configure_gradient_clipping(
-                optimizer, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
-            )
-{% endif %}
+            self.strategy.before_optimizer_step(optimizer)  # XLA averages the gradients
+            if owns_step:
+                hooks.on_before_optimizer_step(optimizer)  # the engine clips in its step
+            else:
+                self.precision.unscale_gradients(optimizer)
+                hooks.on_before_optimizer_step(optimizer)
+                hooks.configure_gradient_clipping(
+                    optimizer, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
+                )
         return loss
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any) -> Any:
         """What ``optimizer.step(closure)`` does in ``optimizer_step``."""
-{% if strategy == "deepspeed" %}
-        # DeepSpeed clips (gradient_clip_val is in its config), unscales,
-        # steps and zeroes the gradients; the optimizer's learning rates are
-        # the ones the schedulers set.
-        loss = closure() if closure is not None else None
-        self.strategy.optimizer_step()
-        return loss
-{% else %}
+        if self.strategy.owns_optimizer_step:
+            # DeepSpeed clips (gradient_clip_val is in its config), unscales,
+            # steps and zeroes the gradients; the optimizer's learning rates are
+            # the ones the schedulers set.
+            loss = closure() if closure is not None else None
+            self.strategy.optimizer_step()
+            return loss
         return self.precision.optimizer_step(optimizer, closure)
-{% endif %}
 
     def _step_schedulers(self, interval: str, plateau: bool | None = None) -> None:
         """Step the ``interval`` schedulers that are due (``plateau``: only those, or none)."""
@@ -510,9 +489,7 @@ class Trainer(RunFolder, CheckpointState):
         self.progress.close(self._bar_metrics())
         # At Lightning's step: the last logged step's.
         self.log_metrics(as_floats(train_metrics), step=self.global_step - 1)
-{% if strategy != "single_device" %}
         self.should_stop = self.strategy.any(self.should_stop)  # e.g. EarlyStopping's
-{% endif %}
         self.current_epoch += 1
         self.batches_done = 0
         self.epoch_finished = False  # now at the start of the next epoch
@@ -633,10 +610,7 @@ class Trainer(RunFolder, CheckpointState):
         getattr(hooks, f"on_{loop}_start")()
         getattr(hooks, f"on_{loop}_epoch_start")()
         outputs: list[Any] = []
-{% if strategy in ("fsdp", "deepspeed", "xla") %}
-        # no_grad, not inference_mode: {{ {"fsdp": "FSDP's gathered parameters", "deepspeed": "DeepSpeed's gathered parameters", "xla": "XLA's lazy tensors"}[strategy] }} are reused by training.
-{% endif %}
-        with {{ "torch.no_grad()" if strategy in ("fsdp", "deepspeed", "xla") else "torch.inference_mode()" }}:
+        with self.strategy.inference():
             for dataloader_idx, loader in enumerate(loaders):
                 total = min(limit, len(loader)) if sanity else data.limit(limit, len(loader), name)
                 if sanity and limit == -1:
@@ -736,16 +710,11 @@ class Trainer(RunFolder, CheckpointState):
         self._finite = finite if first else self._finite & finite
 
     def _check_finite(self, batch_idx: int) -> None:
-{% if strategy == "single_device" %}
-        # One device sync per optimizer step, not per micro-batch.
-        if bool(self._finite):
-            return
-{% else %}
-        # A joint decision: with one rank's loss inf, every rank skips the step.
+        # One device sync per optimizer step, not per micro-batch; a joint decision:
+        # with one rank's loss inf, every rank skips the step.
         if not self.strategy.any(not bool(self._finite)):
             return
         self._stopping_together = True
-{% endif %}
         raise NonFiniteLossError(
             f"the training loss is not finite at epoch {self.current_epoch}, "
             f"batch {batch_idx}, step {self.global_step}; the optimizer step was "
@@ -810,20 +779,10 @@ class Trainer(RunFolder, CheckpointState):
 
     def _agree_to_stop(self) -> None:
         """After each optimizer step: a stop request on any rank stops every rank here."""
-{% if strategy == "single_device" %}
-        if self.stop_signal is not None:
-            self._stopping_together = True
-            raise SystemExit(128 + self.stop_signal)
-{% else %}
-        flags = torch.tensor(
-            [float(self.should_stop), float(self.stop_signal or 0)], device=self.device
-        )
-        should_stop, signum = self.strategy.reduce(flags, "max").tolist()
-        self.should_stop = bool(should_stop)
+        self.should_stop, signum = self.strategy.agree_to_stop(self.should_stop, self.stop_signal)
         if signum:
             self._stopping_together = True
-            raise SystemExit(128 + int(signum))
-{% endif %}
+            raise SystemExit(128 + signum)
 
     def _step_scheduler(self, scheduler: dict[str, Any]) -> None:
         if scheduler["monitor"] is None:

@@ -46,10 +46,14 @@ def run_project_tests(
             ``venvs.python_for(path)`` for one holding only what the project declares.
         timeout: Seconds before the run is killed.
     """
+    python = Path(python or sys.executable)
+    # The project's scripts (scripts/train.sh) call `python`: the same interpreter.
+    env = project_env()
+    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
     return subprocess.run(
-        [str(python or sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=path,
-        env=project_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

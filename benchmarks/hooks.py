@@ -2,7 +2,7 @@
 
 Renders a default project, resolves its ``engine.hooks.Hooks`` for a module, a
 DataModule and a callback that override nothing, and times one step's worth of
-hook calls (the ones ``_train_epoch`` and ``_run_closure`` make per batch: batch
+hook calls (the ones ``_train_epoch`` and ``AutomaticOptimization`` make per batch: batch
 start/end, zero-grad, backward and optimizer-step hooks), against an empty loop.
 
     python benchmarks/hooks.py        # prints ns per step; the issue asks < 1 µs

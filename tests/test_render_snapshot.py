@@ -38,12 +38,8 @@ def test_every_engine_combination_renders_the_recorded_files() -> None:
     )
 
 
-# Issue 12's limits for the bundled template's files, and the files that still
-# break them (each a known piece of open work: the list may only shrink).
+# Issue 12's limits for the bundled template's files: none may break them.
 MAX_LINES, MAX_TAG_LINES = 500, 20
-STILL_OVER = {
-    "project/src/{{package_name}}/engine/trainer.py",  # ~800 lines: the loop, whole
-}
 
 
 def test_template_files_stay_short_with_few_tags() -> None:
@@ -55,4 +51,4 @@ def test_template_files_stay_short_with_few_tags() -> None:
             tags = sum(1 for line in text if "{%" in line or "{#" in line)
             if len(text) > MAX_LINES or tags > MAX_TAG_LINES:
                 over.add(path.relative_to(template).as_posix())
-    assert over == STILL_OVER
+    assert not over, f"over {MAX_LINES} lines or {MAX_TAG_LINES} tag lines: {sorted(over)}"

@@ -39,6 +39,10 @@ class CheckpointError(UsageError):
     """A checkpoint that can't be read or written; the message names the file and why."""
 
 
+class NonFiniteLossError(UsageError):
+    """The loss became inf or nan; training stopped before applying it."""
+
+
 def cause(error: OSError) -> str:
     """An OS error in words: ``no space left on device``, ``read-only file system``, ..."""
     return os.strerror(error.errno).lower() if error.errno else str(error)

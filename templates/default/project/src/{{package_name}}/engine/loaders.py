@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from .errors import ConfigError, UsageError
@@ -92,8 +93,8 @@ _KEPT = (
 )
 
 
-def distributable(loader: Any, world_size: int, seed: int) -> Any:
-    """``loader`` ready to shard over ``world_size`` ranks, as Lightning's use_distributed_sampler.
+def distributable(loader: Any, strategy: Any) -> Any:
+    """``loader`` ready to shard over the strategy's ranks, as Lightning's use_distributed_sampler.
 
     A plain ``DataLoader`` over a shuffling or sequential sampler (what
     ``DataLoader(dataset, shuffle=...)`` builds) is rebuilt on a
@@ -101,9 +102,13 @@ def distributable(loader: Any, world_size: int, seed: int) -> Any:
     share, and a mid-epoch resume is exact. Lightning's DistributedSampler draws
     the same permutation (``seed + epoch``). Anything else is returned as it is:
     a loader whose sampler shards already, or one this can't rebuild faithfully
-    (the caller says so).
+    (the caller says so). Every rank must call it (the seed is rank zero's).
     """
-    if world_size == 1 or type(loader) is not DataLoader:
+    if strategy.world_size == 1:
+        return loader
+    # Every rank must draw the same permutation: rank zero's seed, for all of them.
+    seed = strategy.broadcast(torch.initial_seed() % 2**32)
+    if type(loader) is not DataLoader:
         return loader
     sampler = loader.sampler
     shuffle = type(sampler) is RandomSampler

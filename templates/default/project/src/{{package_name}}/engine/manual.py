@@ -141,7 +141,7 @@ def _manual_step(
     output = _step(trainer, optimizer, closure, **kwargs)
     trainer.strategy.after_optimizer_step()  # XLA: run the step traced so far
     if not trainer.module.automatic_optimization:
-        trainer.global_step += 1  # the automatic loop counts its own steps
+        trainer.loop.global_step += 1  # the automatic loop counts its own steps
     return output
 
 

@@ -3,7 +3,8 @@
 :func:`configure` turns every form ``configure_optimizers`` may return into a
 list of optimizers and a list of scheduler configs (plain dicts), refusing the
 forms pytorch_lightning 2.6.6 refuses, with its messages (recorded by running
-it). Manual optimization is in ``manual.py``, the optimizer wrapper the module
+it); :func:`step_schedulers` steps the ones that are due, as Lightning
+does. Manual optimization is in ``manual.py``, the optimizer wrapper the module
 sees in ``optimizer.py``, clipping and toggling in ``gradients.py``.
 """
 
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .strategy import NAME as STRATEGY
 
 if TYPE_CHECKING:
     from .module import Module
+    from .trainer import Trainer
 
 # The forms configure_optimizers may return (in Lightning's words), for the error.
 FORMS = (
@@ -88,6 +90,38 @@ def configure(
     for config in configs:
         _check_scheduler(config["scheduler"], optimizers, module)
     return optimizers, configs
+
+
+def step_schedulers(trainer: Trainer, interval: str, plateau: bool | None = None) -> None:
+    """Step the ``interval`` schedulers that are due (``plateau``: only those, or none).
+
+    "step" schedulers count optimizer steps, "epoch" ones finished epochs; a
+    monitored one (ReduceLROnPlateau) gets its metric's latest value.
+    """
+    if not trainer.module.automatic_optimization:
+        return  # manual optimization: training_step steps them, as in Lightning
+    count = trainer.global_step if interval == "step" else trainer.current_epoch + 1
+    for scheduler in trainer.lr_schedulers:
+        if scheduler["interval"] != interval or count % scheduler["frequency"]:
+            continue
+        if plateau is not None and plateau != (scheduler["monitor"] is not None):
+            continue
+        value = None
+        if scheduler["monitor"] is not None:
+            value = _monitored(trainer, scheduler["monitor"])
+        trainer.hooks.lr_scheduler_step(scheduler["scheduler"], value)
+
+
+def _monitored(trainer: Trainer, monitor: str) -> float:
+    metrics = trainer.callback_metrics
+    if monitor not in metrics:
+        off = " (validation is off: trainer.limit_val_batches=0)"
+        raise ConfigError(
+            f"lr_scheduler monitor={monitor!r} is not a logged metric"
+            f"{off if trainer.config.limit_val_batches == 0 else ''}; "
+            f"logged metrics are {sorted(metrics)}"
+        )
+    return float(metrics[monitor])
 
 
 def _split(result: Any) -> tuple[list[Any], list[Any], str | None]:

@@ -12,6 +12,7 @@ and ``load_state_dict``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,43 @@ from .module import DataModule
 from .precision import NAME as PRECISION
 from .rng import restore_rng_states, rng_states
 from .strategy import on_rank_zero
+
+
+@dataclass
+class LoopProgress:
+    """Where ``fit`` is: the Trainer's one record of its loop's position.
+
+    A checkpoint saves each saved field once: ``epoch`` and ``global_step``
+    under Lightning's top-level keys, the rest under ``"loops"``.
+    """
+
+    epoch: int = 0  # the Trainer's current_epoch
+    global_step: int = 0  # optimizer steps taken
+    batches_done: int = 0  # batches of this epoch already trained on
+    epoch_finished: bool = False  # its batches and validation are done
+    # About the batch running now, never saved:
+    step_finished: bool = False  # it ended with an optimizer step
+    logging_step: bool = False  # ... and that step is one to log
+
+    def to_checkpoint(self, seconds: float) -> dict[str, Any]:
+        """The checkpoint's keys for this position (``seconds``: training time so far)."""
+        loops = {"batches_done": self.batches_done, "epoch_finished": self.epoch_finished}
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "loops": {**loops, "seconds": seconds},
+        }
+
+    @classmethod
+    def resuming(cls, state: dict[str, Any]) -> LoopProgress:
+        """Where to go on from a checkpoint: past its epoch if that had finished.
+
+        Reads every layout this engine wrote (earlier ones repeated the epoch in "loops").
+        """
+        loops = state["loops"]
+        if loops["epoch_finished"]:
+            return cls(epoch=state["epoch"] + 1, global_step=state["global_step"])
+        return cls(state["epoch"], state["global_step"], loops["batches_done"])
 
 
 class CheckpointState:
@@ -39,14 +77,7 @@ class CheckpointState:
         module = self.module
         state = {
             "format": FORMAT,
-            "epoch": self.current_epoch,
-            "global_step": self.global_step,
-            "loops": {
-                "epoch": self.current_epoch,
-                "batches_done": self.batches_done,
-                "epoch_finished": self.epoch_finished,
-                "seconds": self.elapsed(),
-            },
+            **self.loop.to_checkpoint(self.elapsed()),
             "state_dict": self.strategy.model_state(module),
             "shapes": ckpt.shapes(module),  # to refuse another model's checkpoint up front
             "hyper_parameters": dict(module.hparams),
@@ -112,18 +143,15 @@ class CheckpointState:
 
         After ``on_fit_start``, as in Lightning (it sees step 0).
         """
-        loops = state["loops"]
-        self._time_before = loops["seconds"]
-        self.global_step = state["global_step"]
-        self.current_epoch = loops["epoch"] + 1 if loops["epoch_finished"] else loops["epoch"]
-        self.batches_done = 0 if loops["epoch_finished"] else loops["batches_done"]
+        self._time_before = state["loops"]["seconds"]
+        self.loop = LoopProgress.resuming(state)
         # Random state resumes where the stopped run left it. Mid-epoch, that is
         # after the epoch's DataLoader iterator was made (making one draws from
         # the generator), so _train_epoch restores it then; between epochs, now.
         # Each rank takes its own generators' state (rank 0's on a larger world).
         saved_rng = state["rng"]
         rng = saved_rng[self.strategy.rank if self.strategy.rank < len(saved_rng) else 0]
-        if self.batches_done == 0:
+        if self.loop.batches_done == 0:
             restore_rng_states(rng)
         else:
             self._resume_rng = rng

@@ -1,0 +1,138 @@
+"""Automatic optimization: one batch's forward, backward and optimizer step.
+
+As in Lightning (its ``_AutomaticOptimization``), a stepping batch calls the
+module's ``optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)``;
+the optimizer runs the closure (LBFGS: several times), which runs
+``training_step``, ``optimizer_zero_grad`` (a window's first batch) and
+``backward``, then, before the optimizer applies the gradients, the checks and
+hooks that see them. A batch that only accumulates gradients runs the closure
+itself. The strategy and the precision do their part through their methods:
+this file never names one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .errors import NonFiniteLossError
+from .optimizer import Closure, LightningOptimizer
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+
+class AutomaticOptimization:
+    """Runs a Trainer's batches of automatic optimization (built once per ``fit``).
+
+    Attributes:
+        optimizer: What the module's ``optimizer_step`` receives.
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.closure = Closure(self._forward_backward)
+        self.optimizer = LightningOptimizer(trainer.optimizers[0], self._optimizer_step)
+        self._finite: Any = True  # this window's losses were finite (see _note_finite)
+
+    def run(self, batch: Any, batch_idx: int, stepping: bool) -> dict[str, Any]:
+        """One batch; with ``stepping``, the optimizer step. Returns the step's outputs.
+
+        ``on_train_batch_end`` gets a dict, as in Lightning: ``{"loss": ...}`` for a tensor.
+        """
+        trainer = self.trainer
+        closure = self.closure.prepare(batch, batch_idx, stepping)
+        if stepping:
+            trainer.hooks.optimizer_step(trainer.current_epoch, batch_idx, self.optimizer, closure)
+            closure.check_ran()
+        else:
+            closure()
+        outputs = closure.outputs
+        return outputs if isinstance(outputs, dict) else {"loss": outputs}
+
+    def _forward_backward(self, closure: Closure) -> torch.Tensor:
+        """The closure: training_step, zero_grad, backward; then what precedes the step.
+
+        The loss is divided by the window size so that the summed gradients of
+        an accumulation window equal one big batch's.
+        """
+        trainer = self.trainer
+        hooks, strategy, optimizer = trainer.hooks, trainer.strategy, trainer.optimizers[0]
+        accumulate, batch_idx = trainer.config.accumulate_grad_batches, closure.batch_idx
+        first = batch_idx % accumulate == 0  # a window's first batch
+        with strategy.no_sync(not closure.stepping):
+            metrics = trainer.metrics
+            outer, metrics.hook = metrics.hook, "training_step"
+            with trainer.precision.autocast():  # a no-op at full precision
+                outputs = trainer.steps.training_step(closure.batch, batch_idx)
+            metrics.hook = outer
+            closure.outputs = outputs
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            if first and not strategy.owns_optimizer_step:  # DeepSpeed zeroes in its step
+                hooks.on_before_zero_grad(optimizer)
+                hooks.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
+            self._note_finite(loss, first)
+            if accumulate > 1:
+                loss = loss / accumulate
+            hooks.on_before_backward(loss)
+            if strategy.owns_optimizer_step:
+                strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
+            else:
+                hooks.backward(trainer.precision.scale(loss))
+            hooks.on_after_backward()
+        if closure.stepping:
+            self._before_optimizer_step(optimizer, batch_idx)
+        return loss
+
+    def _before_optimizer_step(self, optimizer: torch.optim.Optimizer, batch_idx: int) -> None:
+        """The window's losses were finite; true-sized, averaged gradients; hooks; clipping."""
+        trainer = self.trainer
+        hooks, cfg = trainer.hooks, trainer.config
+        self._check_finite(batch_idx)
+        trainer.strategy.before_optimizer_step(optimizer)  # XLA averages the gradients
+        if trainer.strategy.owns_optimizer_step:
+            hooks.on_before_optimizer_step(optimizer)  # DeepSpeed clips in its step
+            return
+        trainer.precision.unscale_gradients(optimizer)
+        hooks.on_before_optimizer_step(optimizer)
+        hooks.configure_gradient_clipping(
+            optimizer, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
+        )
+
+    def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any) -> Any:
+        """What ``optimizer.step(closure)`` does in ``optimizer_step``."""
+        strategy = self.trainer.strategy
+        if strategy.owns_optimizer_step:
+            # DeepSpeed clips (gradient_clip_val is in its config), unscales,
+            # steps and zeroes the gradients; the optimizer's learning rates are
+            # the ones the schedulers set.
+            loss = closure() if closure is not None else None
+            strategy.optimizer_step()
+            return loss
+        return self.trainer.precision.optimizer_step(optimizer, closure)
+
+    def _note_finite(self, loss: torch.Tensor, first: bool) -> None:
+        # Whether the window's losses are all finite, checked before its step. A
+        # CPU value is read at once (a tensor isfinite costs ~30 µs a step there);
+        # on an accelerator it stays a tensor, so the device syncs only at the check.
+        if self.trainer.device.type == "cpu":
+            finite: Any = math.isfinite(loss.item())
+        else:
+            finite = torch.isfinite(loss.detach())
+        self._finite = finite if first else self._finite & finite
+
+    def _check_finite(self, batch_idx: int) -> None:
+        # One device sync per optimizer step, not per micro-batch; a joint decision:
+        # with one rank's loss inf, every rank skips the step.
+        trainer = self.trainer
+        if not trainer.strategy.any(not bool(self._finite)):
+            return
+        trainer.stopping_together = True
+        raise NonFiniteLossError(
+            f"the training loss is not finite at epoch {trainer.current_epoch}, "
+            f"batch {batch_idx}, step {trainer.global_step}; the optimizer step was "
+            "not applied and the last checkpoint was kept. Lower the learning rate, "
+            "set --trainer.gradient_clip_val, or use precision=bf16-mixed"
+        )

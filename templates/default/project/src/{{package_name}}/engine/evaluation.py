@@ -1,0 +1,199 @@
+"""The evaluation loops: ``validate``, ``test``, ``predict``, and the sanity check.
+
+Part of the Trainer (``Evaluation`` is one of its bases), kept apart so that
+``trainer.py`` holds the training loop. Each stage runs ``<loop>_step`` over
+its loaders without gradients, with Lightning's hooks in Lightning's order,
+and puts every submodule back in the mode it was in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import loaders as data
+from .hooks import nothing
+from .metrics import as_floats
+from .module import DataModule, Module
+from .progress import print_results
+
+# The stage's loop name ("validation": on_validation_*) and its loaders' kind.
+EVALUATED = {"validate": ("validation", "val"), "test": ("test", "test")}
+EVALUATED["predict"] = ("predict", "predict")
+
+
+class Evaluation:
+    """The Trainer's evaluation methods (they use its hooks, metrics, strategy and loaders)."""
+
+    def validate(
+        self,
+        model: Module,
+        dataloaders: Any = None,
+        datamodule: DataModule | None = None,
+        ckpt_path: str | Path | None = None,
+        verbose: bool = True,
+    ) -> list[dict[str, float]]:
+        """Run the validation loop once; its metrics, a dict per dataloader."""
+        return self._run_stage("validate", model, dataloaders, datamodule, ckpt_path, verbose)
+
+    def test(
+        self,
+        model: Module,
+        dataloaders: Any = None,
+        datamodule: DataModule | None = None,
+        ckpt_path: str | Path | None = None,
+        verbose: bool = True,
+    ) -> list[dict[str, float]]:
+        """Run the test loop once; its metrics, a dict per dataloader."""
+        return self._run_stage("test", model, dataloaders, datamodule, ckpt_path, verbose)
+
+    def predict(
+        self,
+        model: Module,
+        dataloaders: Any = None,
+        datamodule: DataModule | None = None,
+        ckpt_path: str | Path | None = None,
+    ) -> list[Any]:
+        """Return ``predict_step``'s output for every predict batch (this rank's share)."""
+        return self._run_stage("predict", model, dataloaders, datamodule, ckpt_path)
+
+    def _run_stage(
+        self,
+        stage: str,
+        model: Module,
+        dataloaders: Any,
+        datamodule: DataModule | None,
+        ckpt_path: str | Path | None,
+        verbose: bool = True,
+    ) -> Any:
+        if isinstance(dataloaders, DataModule):  # validate(model, datamodule), as Lightning
+            dataloaders, datamodule = None, dataloaders
+        self._setup()
+        module = self._begin(stage, model, datamodule)
+        if ckpt_path is not None:
+            self._restore(self._resolve(ckpt_path), full=False)
+        loop, kind = EVALUATED[stage]
+        loaders = self._eval_loaders(kind, dataloaders, module, datamodule)
+        if not loaders:
+            raise data.missing(kind)
+        limit = getattr(self.config, f"limit_{kind}_batches")
+        if stage == "predict":  # writes nothing: no run folder
+            _, predictions = self._evaluate(loop, loaders, limit)
+            self.hooks.teardown(stage)
+            return predictions
+        self._open_run()
+        try:
+            metrics, _ = self._evaluate(loop, loaders, limit)
+            self.log_metrics(metrics)
+        finally:
+            self._close_run("success")
+        self.hooks.teardown(stage)
+        if verbose and self.strategy.is_global_zero:
+            print_results(stage, metrics)
+        # As Lightning: one dict per dataloader, what was logged from it or
+        # from no dataloader in particular (the epoch hooks).
+        where = self.metrics.loader_of
+        return [
+            {k: v for k, v in metrics.items() if where.get(k) in (None, idx)}
+            for idx in range(len(loaders))
+        ]
+
+    def _evaluate(
+        self, loop: str, loaders: list[Any], limit: int | float, sanity: bool = False
+    ) -> tuple[dict[str, float], list[Any]]:
+        """Run ``<loop>_step`` over every loader without gradients, with Lightning's hooks.
+
+        Returns the epoch metrics and, for predict, the step outputs.
+        """
+        hooks, several = self.hooks, len(loaders) > 1
+        name = f"limit_{'val' if loop == 'validation' else loop}_batches"
+        step = getattr(self.steps, f"{loop}_step")
+        batch_start = getattr(hooks, f"on_{loop}_batch_start")
+        batch_end = getattr(hooks, f"on_{loop}_batch_end")
+        modes = [(m, m.training) for m in self.module.modules()]
+        stage = self.metrics.stage
+        getattr(hooks, f"on_{loop}_model_eval")()
+        self.metrics.start(loop)
+        getattr(hooks, f"on_{loop}_start")()
+        getattr(hooks, f"on_{loop}_epoch_start")()
+        outputs: list[Any] = []
+        with self.strategy.inference():
+            for dataloader_idx, loader in enumerate(loaders):
+                total = min(limit, len(loader)) if sanity else data.limit(limit, len(loader), name)
+                if sanity and limit == -1:
+                    total = len(loader)
+                # Lightning passes dataloader_idx only when there are several loaders.
+                extra = (dataloader_idx,) if several else ()
+                self.dataloader_idx = dataloader_idx if several else None
+                label = "Sanity check" if sanity else loop.capitalize()
+                self.progress.start(label, total)
+                for batch_idx, batch in enumerate(loader):
+                    if batch_idx >= total:
+                        break
+                    batch = self._transfer(batch, dataloader_idx)
+                    self.metrics.new_batch(batch, self.dataloader_idx)
+                    batch_start(batch, batch_idx, *extra)
+                    self.metrics.hook = f"{loop}_step"
+                    with self.precision.autocast():
+                        output = step(batch, batch_idx, *extra)
+                    batch_end(output, batch, batch_idx, *extra)
+                    if loop == "predict":
+                        outputs.append(output)
+                    elif self.loggers and not sanity:
+                        self._log_eval_step()
+                    self.progress.update(batch_idx)
+            self.dataloader_idx = None
+            self.metrics.show_epoch()  # current in on_<loop>_epoch_end, as Lightning
+            getattr(hooks, f"on_{loop}_epoch_end")()
+            metrics = as_floats(self.metrics.collect_epoch())  # with what it logged
+        self.progress.close(metrics)
+        getattr(hooks, f"on_{loop}_end")()
+        restore = getattr(hooks, f"on_{loop}_model_train", nothing)
+        if restore is nothing:
+            for module, training in modes:  # each submodule's mode, as it was
+                module.training = training
+        else:
+            restore()
+        self.metrics.switch(stage)  # back to the training epoch's accumulators
+        return metrics, outputs
+
+    def _eval_loaders(self, kind: str, passed: Any, module: Module, datamodule: Any) -> list[Any]:
+        """Shard evaluation loaders over the ranks (unpadded: no sample counts twice)."""
+        loaders = data.request(kind, passed, module, datamodule)
+        loaders = [data.distributable(loader, self.strategy) for loader in loaders]
+        for loader in loaders:
+            if not self.strategy.shard(getattr(loader, "sampler", None), pad=False):
+                # A sampler that can't shard: every rank evaluates all of it. The
+                # results are right, the work is repeated.
+                if self.strategy.is_global_zero:
+                    print("note: an evaluation loader's sampler can't shard; every rank runs all")
+        return loaders
+
+    def _validate(self, loaders: list[Any], *, zero_grad: bool) -> dict[str, float]:
+        """A validation run during fit (mid-epoch or at its end), logged at Lightning's step."""
+        if zero_grad:
+            self.hooks.on_validation_model_zero_grad()  # free the gradients' memory
+        metrics, _ = self._evaluate("validation", loaders, self.config.limit_val_batches)
+        # Lightning's step: the count of batches stepped before this one.
+        self.log_metrics(metrics, step=self.global_step - int(self.loop.step_finished))
+        return metrics
+
+    def _sanity_check(self, loaders: list[Any]) -> None:
+        steps = self.config.num_sanity_val_steps
+        if steps == 0:
+            return
+        self.sanity_checking = True
+        self.hooks.on_sanity_check_start()
+        self._evaluate("validation", loaders, steps, sanity=True)
+        self.sanity_checking = False
+        # Callbacks see what the sanity check logged (ModelCheckpoint warns
+        # when its monitor is not among it) before it is thrown away.
+        self.hooks.on_sanity_check_end()
+        self.metrics.reset()  # sanity values are not results
+
+    def _log_eval_step(self) -> None:
+        # An evaluation's on_step values, at its per-dataloader batch count (Lightning's).
+        values, step = self.metrics.collect_eval_step()
+        if values:
+            for logger in self.loggers:
+                logger.log_metrics(as_floats(values), step)

@@ -89,14 +89,14 @@ def manual_backward(trainer: Trainer, loss: torch.Tensor, *args: Any, **kwargs: 
     scaler = getattr(trainer.precision, "scaler", None)
     if scaler is not None:
         loss = scaler.scale(loss)
-    call_hook(trainer, "on_before_backward", loss)
+    trainer.hooks.on_before_backward(loss)
     if hasattr(module, "backward"):
         module.backward(loss, *args, **kwargs)  # the overridable hook
     else:
         loss.backward(*args, **kwargs)
     if STRATEGY == "ddp":
         _average_gradients(trainer, module)
-    call_hook(trainer, "on_after_backward")
+    trainer.hooks.on_after_backward()
 
 
 def _average_gradients(trainer: Trainer, module: torch.nn.Module) -> None:
@@ -155,7 +155,7 @@ def _step(trainer: Trainer, optimizer: Any, closure: Callable[[], Any], **kwargs
 
     def after_closure() -> None:
         trainer.strategy.before_optimizer_step(optimizer)  # XLA: average the gradients
-        call_hook(trainer, "on_before_optimizer_step", optimizer)
+        trainer.hooks.on_before_optimizer_step(optimizer)
 
     scaler = getattr(trainer.precision, "scaler", None)
     if scaler is None:
@@ -176,16 +176,3 @@ def _step(trainer: Trainer, optimizer: Any, closure: Callable[[], Any], **kwargs
     scaler.update()
     return result
 
-
-def call_hook(trainer: Trainer, name: str, *args: Any) -> None:
-    """Call hook ``name`` on the callbacks, then the module (Lightning's order), where defined."""
-    metrics = trainer.metrics
-    hook, metrics.hook = metrics.hook, name  # what self.log in the hook is logged as
-    try:
-        for callback in trainer.callbacks:
-            if (method := getattr(callback, name, None)) is not None:
-                method(trainer, trainer.module, *args)
-        if (method := getattr(trainer.module, name, None)) is not None:
-            method(*args)
-    finally:
-        metrics.hook = hook

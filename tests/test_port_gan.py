@@ -12,6 +12,7 @@ from a mid-epoch checkpoint is exact.
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -82,6 +83,37 @@ def test_the_lightning_gan_trains_the_same_in_a_generated_project(project, tmp_p
         assert float(trainer.callback_metrics[name]) == pytest.approx(
             float(lightning_trainer.callback_metrics[name]), abs=1e-6
         )
+
+
+def _logged(root: Path) -> list[tuple[int, dict[str, float]]]:
+    """Each row of the run's metrics.csv: its step and the values it holds."""
+    (path,) = root.glob("**/metrics.csv")
+    rows = []
+    for row in csv.DictReader(path.open()):
+        values = {k: float(v) for k, v in row.items() if v and k not in ("step", "epoch")}
+        rows.append((int(row["step"]), values))
+    return sorted(rows, key=lambda row: (row[0], sorted(row[1])))
+
+
+def test_loggers_count_batches_under_manual_optimization(tmp_path) -> None:
+    source = HELPERS / "lightning_manual_logging.py"
+    csv_logger = pl.loggers.CSVLogger(str(tmp_path / "pl"))
+    theirs = load(source)["fit"](str(tmp_path / "pl"), logger=csv_logger)
+    made = make_project(tmp_path / "manlog", logger="csv", callbacks=[])
+    sys.path.insert(0, str(made.path / "src"))
+    try:
+        ours = load(source, "manlog")["fit"](str(tmp_path / "ours"))
+    finally:
+        sys.path.remove(str(made.path / "src"))
+
+    assert ours.global_step == theirs.global_step == 40  # two optimizer steps a batch
+    expected = _logged(tmp_path / "pl")
+    got = _logged(tmp_path / "ours")
+    # every 3rd batch's step values at its batch count, validation every 5 batches, epoch ends
+    assert [step for step, _ in got] == [step for step, _ in expected]
+    for (_, mine), (_, lightning) in zip(got, expected, strict=True):
+        assert mine.keys() == lightning.keys()
+        assert list(mine.values()) == pytest.approx([lightning[k] for k in mine], abs=1e-6)
 
 
 # ------------------------------------------------------------ ddp under torchrun

@@ -175,7 +175,7 @@ class Evaluation:
             self.hooks.on_validation_model_zero_grad()  # free the gradients' memory
         metrics, _ = self._evaluate("validation", loaders, self.config.limit_val_batches)
         # Lightning's step: the count of batches stepped before this one.
-        self.log_metrics(metrics, step=self.global_step - int(self.loop.step_finished))
+        self.log_metrics(metrics, step=self.loop.batches_stepped - int(self.loop.step_finished))
         return metrics
 
     def _sanity_check(self, loaders: list[Any]) -> None:

@@ -175,4 +175,3 @@ def _step(trainer: Trainer, optimizer: Any, closure: Callable[[], Any], **kwargs
     scaler.step(optimizer, **kwargs)
     scaler.update()
     return result
-

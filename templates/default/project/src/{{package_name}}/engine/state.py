@@ -37,29 +37,35 @@ class LoopProgress:
     global_step: int = 0  # optimizer steps taken
     batches_done: int = 0  # batches of this epoch already trained on
     epoch_finished: bool = False  # its batches and validation are done
+    # Batches that ended with an optimizer step: the loggers' step, as in Lightning.
+    # It is global_step unless a manual training_step steps several optimizers.
+    batches_stepped: int = 0
     # About the batch running now, never saved:
     step_finished: bool = False  # it ended with an optimizer step
     logging_step: bool = False  # ... and that step is one to log
 
     def to_checkpoint(self, seconds: float) -> dict[str, Any]:
         """The checkpoint's keys for this position (``seconds``: training time so far)."""
-        loops = {"batches_done": self.batches_done, "epoch_finished": self.epoch_finished}
-        return {
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "loops": {**loops, "seconds": seconds},
+        loops = {
+            "batches_done": self.batches_done,
+            "epoch_finished": self.epoch_finished,
+            "batches_stepped": self.batches_stepped,
+            "seconds": seconds,
         }
+        return {"epoch": self.epoch, "global_step": self.global_step, "loops": loops}
 
     @classmethod
     def resuming(cls, state: dict[str, Any]) -> LoopProgress:
         """Where to go on from a checkpoint: past its epoch if that had finished.
 
-        Reads every layout this engine wrote (earlier ones repeated the epoch in "loops").
+        Reads every layout this engine wrote (earlier ones repeated the epoch in
+        "loops" and had no batches_stepped: it was global_step then).
         """
-        loops = state["loops"]
+        loops, step = state["loops"], state["global_step"]
+        stepped = loops.get("batches_stepped", step)
         if loops["epoch_finished"]:
-            return cls(epoch=state["epoch"] + 1, global_step=state["global_step"])
-        return cls(state["epoch"], state["global_step"], loops["batches_done"])
+            return cls(state["epoch"] + 1, step, batches_stepped=stepped)
+        return cls(state["epoch"], step, loops["batches_done"], batches_stepped=stepped)
 
 
 class CheckpointState:

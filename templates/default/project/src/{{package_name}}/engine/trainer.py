@@ -372,8 +372,11 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         self.loop.epoch_finished = last
 
     def _stop_after_step(self) -> bool:
-        """After an optimizer step: every rank agrees on stopping; is the fit done?"""
-        self._agree_to_stop()
+        """After an optimizer step: a stop request on any rank stops every rank; fit done?"""
+        self.should_stop, signum = self.strategy.agree_to_stop(self.should_stop, self.stop_signal)
+        if signum:
+            self.stopping_together = True
+            raise SystemExit(128 + signum)
         return self._fit_done()
 
     def _after_step(self, automatic: bool = True) -> None:
@@ -387,6 +390,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
             self.loop.global_step += 1
             optim.step_schedulers(self, "step")
         self.loop.step_finished = True
+        self.loop.batches_stepped += 1
         self._log_step()
         if self.max_seconds is not None:
             # max_time, checked after each step (Lightning's Timer); like
@@ -409,7 +413,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         self.hooks.on_train_epoch_end_monitoring()
         self.progress.close(self._bar_metrics())
         # At Lightning's step: the last logged step's.
-        self.log_metrics(as_floats(train_metrics), step=self.global_step - 1)
+        self.log_metrics(as_floats(train_metrics), step=self.loop.batches_stepped - 1)
         self.should_stop = self.strategy.any(self.should_stop)  # e.g. EarlyStopping's
         loop = self.loop  # now at the start of the next epoch
         loop.epoch, loop.batches_done, loop.epoch_finished = loop.epoch + 1, 0, False
@@ -417,18 +421,19 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
     # ================================================================ logging
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Send metrics to the logger, with the epoch, as Lightning does."""
+        """Send metrics to the loggers with the epoch, by default at Lightning's step."""
         if not metrics or not self.loggers:
             return
         metrics = {**metrics, "epoch": float(self.current_epoch)}
         for logger in self.loggers:
-            logger.log_metrics(metrics, self.global_step if step is None else step)
+            logger.log_metrics(metrics, self.loop.batches_stepped if step is None else step)
 
     def _log_step(self) -> None:
         # Lightning logs the n-th step's values at step n - 1.
-        logging = self.loop.logging_step = self.global_step % self.config.log_every_n_steps == 0
+        loop = self.loop
+        logging = loop.logging_step = loop.batches_stepped % self.config.log_every_n_steps == 0
         if logging and self.loggers:
-            self.log_metrics(as_floats(self.metrics.collect_step()), step=self.global_step - 1)
+            self.log_metrics(as_floats(self.metrics.collect_step()), step=loop.batches_stepped - 1)
 
     def _bar_metrics(self) -> dict[str, float]:
         if self.progress.bar is None:
@@ -490,10 +495,3 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         if self.stop_signal is not None or not self.fitting:
             raise SystemExit(128 + signum)
         self.stop_signal = signum
-
-    def _agree_to_stop(self) -> None:
-        """After each optimizer step: a stop request on any rank stops every rank here."""
-        self.should_stop, signum = self.strategy.agree_to_stop(self.should_stop, self.stop_signal)
-        if signum:
-            self.stopping_together = True
-            raise SystemExit(128 + signum)

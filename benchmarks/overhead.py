@@ -14,6 +14,10 @@ memory is its own), on the CPU:
 - lightning: pytorch_lightning.Trainer with its defaults on (progress bar,
   CSV logger, checkpointing), the same self.log calls.
 
+Each loop's stderr is a pipe, not a terminal: ours then prints plain
+progress lines (one every 30 s and one per epoch) instead of redrawing a
+bar; Lightning's tqdm bar still redraws into the pipe.
+
 Per-step time is the median gap between consecutive step ends, after warm-up,
 so setup and teardown don't count; each loop runs --repeats times and the best
 median is kept. Ratios are taken within this one run, on this machine.

@@ -1,4 +1,4 @@
-"""What the user sees: a tqdm progress bar and a one-screen model summary."""
+"""What the user sees: progress (a tqdm bar, or plain lines in a log) and a model summary."""
 
 from __future__ import annotations
 
@@ -12,55 +12,132 @@ from tqdm import tqdm
 
 
 class ProgressBar:
-    """One tqdm bar per epoch (or evaluation run), showing ``prog_bar`` metrics.
+    """Progress per epoch (or evaluation run), with the ``prog_bar`` metrics.
 
-    The bar is redrawn at most every ``refresh_seconds``: drawing and reading
-    the metrics (a device sync) cost more than a fast training step, so a bar
-    redrawn every step would slow training down.
+    On a terminal, one tqdm bar, redrawn at most every ``refresh_seconds``:
+    drawing and reading the metrics (a device sync) cost more than a fast
+    training step, so a bar redrawn every step would slow training down.
+    Anywhere else (a SLURM log, CI, ``> train.log``), where carriage-return redraws
+    would pile up into one enormous line, plain lines instead: one every
+    ``line_seconds`` and one when the run ends, e.g.
+    ``Epoch 3: 120/500 batches, 45.2 it/s, train_loss=0.123``.
+
+    Args:
+        enabled: Show anything at all (rank zero only, ``enable_progress_bar``).
+        refresh_seconds: A bar's redraw interval.
+        interactive: Bars (True) or lines (False); None: bars when stderr is a terminal.
+        line_seconds: The interval between plain lines.
     """
 
-    def __init__(self, enabled: bool = True, refresh_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        enabled: bool = True,
+        refresh_seconds: float = 0.2,
+        *,
+        interactive: bool | None = None,
+        line_seconds: float = 30.0,
+    ) -> None:
         self.enabled = enabled
         self.refresh_seconds = refresh_seconds
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.line_seconds = line_seconds
         self.bar: tqdm | None = None
+        self.line: _Line | None = None
+        self._outer: _Line | None = None  # an epoch's line, while its validation runs
         self._drawn = 0.0
 
+    @property
+    def showing(self) -> bool:
+        """Whether a run's progress is being shown (its metrics are worth reading)."""
+        return self.bar is not None or self.line is not None
+
     def start(self, description: str, total: int | None, initial: int = 0) -> None:
-        """Open a bar for ``total`` batches (``initial`` already done)."""
+        """Show a run of ``total`` batches (``initial`` already done).
+
+        A bar still open closes; a line still open (an epoch's, when its
+        validation starts) waits, and goes on when the new run closes.
+        """
+        if self.line is not None and self._outer is None:
+            self._outer, self.line = self.line, None
         self.close()
-        if self.enabled:
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                desc=description,
-                dynamic_ncols=True,
-                leave=True,
-                file=sys.stderr,
-            )
+        if not self.enabled:
+            return
+        if not self.interactive:
+            self.line = _Line(description, total, initial)
+            self._drawn = time.monotonic()
+            return
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=description,
+            dynamic_ncols=True,
+            leave=True,
+            file=sys.stderr,
+        )
 
     def update(self, batch_idx: int, metrics: Callable[[], dict[str, float]] | None = None) -> None:
-        """Advance to ``batch_idx + 1`` batches done; redraw now and then.
+        """Advance to ``batch_idx + 1`` batches done; redraw (or print) now and then.
 
-        ``metrics`` is called only when the bar is redrawn.
+        ``metrics`` is called only when something is shown.
         """
-        if self.bar is None or (now := time.monotonic()) - self._drawn < self.refresh_seconds:
+        if not self.showing:
+            return
+        if self.line is not None:
+            self.line.done, self.line.latest = batch_idx + 1, metrics
+        interval = self.refresh_seconds if self.bar is not None else self.line_seconds
+        if (now := time.monotonic()) - self._drawn < interval:
             return
         self._drawn = now
+        values = metrics() if metrics else {}
+        if self.line is not None:
+            self.line.show(values)
+            return
         self.bar.n = batch_idx + 1
-        if metrics and (metrics := metrics()):
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+        if values:
+            self.bar.set_postfix(_formatted(values), refresh=False)
         self.bar.refresh()
 
     def close(self, metrics: dict[str, float] | None = None) -> None:
-        """Show the final count and metrics, and close the bar."""
+        """Show the final count and metrics, and end the run's progress."""
+        if self.line is not None:
+            line = self.line
+            if line.total is not None and metrics is not None:  # the run's end
+                line.done = line.total
+            line.show(metrics or (line.latest() if line.latest else {}), final=True)
+            self.line, self._outer = self._outer, None
         if self.bar is None:
             return
         if self.bar.total is not None:
             self.bar.n = self.bar.total
         if metrics:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+            self.bar.set_postfix(_formatted(metrics), refresh=False)
         self.bar.close()
         self.bar = None
+
+
+class _Line:
+    """A run's progress as plain lines (see :class:`ProgressBar`)."""
+
+    def __init__(self, description: str, total: int | None, initial: int) -> None:
+        self.description, self.total = description, total
+        self.done = self.initial = initial
+        self.started = time.monotonic()
+        self.latest: Callable[[], dict[str, float]] | None = None  # the metrics, when asked
+
+    def show(self, metrics: dict[str, float], final: bool = False) -> None:
+        seconds = time.monotonic() - self.started
+        count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+        parts = [f"{self.description}: {count} batches"]
+        if final:
+            parts[0] += f" in {seconds:.1f} s"
+        if seconds > 0 and self.done > self.initial:
+            parts.append(f"{(self.done - self.initial) / seconds:.1f} it/s")
+        parts += [f"{name}={value}" for name, value in _formatted(metrics).items()]
+        print(", ".join(parts), file=sys.stderr, flush=True)
+
+
+def _formatted(metrics: dict[str, float]) -> dict[str, str]:
+    return {name: f"{value:.4g}" for name, value in metrics.items()}
 
 
 def summarize(module: nn.Module, max_rows: int = 12) -> str:

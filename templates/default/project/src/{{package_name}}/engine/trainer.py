@@ -436,7 +436,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
             self.log_metrics(as_floats(self.metrics.collect_step()), step=loop.batches_stepped - 1)
 
     def _bar_metrics(self) -> dict[str, float]:
-        if self.progress.bar is None:
+        if not self.progress.showing:
             return {}
         self.metrics.fold_steps()
         return as_floats(self.metrics.progress_bar_metrics)

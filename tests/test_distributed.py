@@ -125,6 +125,29 @@ def test_ddp_ranks_agree_and_equal_one_process_with_the_same_global_batch(
     assert zero["train_loss"] != first["train_loss"]
 
 
+PREPARE_DRIVER = ROOT / "tests" / "helpers" / "prepare_data_ranks.py"
+
+
+@pytest.mark.parametrize("per_node", ["1", "0"])
+def test_prepare_data_runs_once_and_every_rank_waits_for_it(
+    ddp_project: Path, tmp_path: Path, per_node: str
+) -> None:
+    # Lightning runs prepare_data on local rank zero (global rank zero with
+    # prepare_data_per_node = False) while the other ranks wait; setup then
+    # finds the data everywhere. One node: rank zero either way.
+    command = [sys.executable, "-m", "torch.distributed.run", *TWO_PROCESSES, str(PREPARE_DRIVER)]
+    command += [str(ddp_project / "src"), str(tmp_path), per_node]
+    result = subprocess.run(
+        command, env=_env(ddp_project), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    prepared = sorted(path.name for path in tmp_path.glob("*-prepared-by-*"))
+    assert prepared == ["data-prepared-by-rank0", "module-prepared-by-rank0"]
+    for rank in (0, 1):
+        saw = json.loads((tmp_path / f"setup-rank{rank}.json").read_text())
+        assert saw == ["data-prepared-by-rank0"], rank
+
+
 PLAIN_DRIVER = ROOT / "tests" / "helpers" / "plain_loader_ranks.py"
 
 

@@ -61,7 +61,7 @@ BATCH_END = f"outputs, {BATCH}"
 # In Lightning's order within a fit (then what validate/test/predict add).
 HOOKS: tuple[Hook, ...] = (
     Hook("configure_callbacks", MODULE, "", "first, every stage; returns callbacks", True),
-    Hook("prepare_data", ("datamodule", "module"), "", "once, before setup"),
+    Hook("prepare_data", ("datamodule", "module"), "", "before setup, on one rank per node"),
     Hook("setup", SETUP, "stage", "after prepare_data"),
     Hook("configure_model", MODULE, "", "after setup, before the module moves to its device"),
     Hook("configure_optimizers", MODULE, "", "fit, after the module is on its device", True),
@@ -239,6 +239,23 @@ class Hooks:
                     found.append(getattr(owner, name))
         return found
 
+    def prepare_data_once(self) -> None:
+        """``prepare_data``, as Lightning runs it: the DataModule's, then the module's.
+
+        Each runs on local rank zero (once per node), or on global rank zero
+        when its owner sets ``prepare_data_per_node = False``; every rank
+        waits for it, so ``setup`` finds the data in place.
+        """
+        strategy = self._trainer.strategy
+        for receiver, owner in (("datamodule", self._datamodule), ("module", self._module)):
+            hook = self.of("prepare_data", receiver)
+            if hook is nothing:
+                continue
+            per_node = getattr(owner, "prepare_data_per_node", True)
+            if strategy.local_rank == 0 if per_node else strategy.is_global_zero:
+                hook()
+            strategy.barrier()
+
     def of(self, name: str, receiver: str) -> Callable[..., Any]:
         """Hook ``name`` on one kind of receiver only (a restore interleaves them)."""
         return self._chain(self.implementations(BY_NAME[name], (receiver,)))
@@ -282,8 +299,11 @@ class DataHooks:
     wins over the module's.
     """
 
+    # Lightning's: prepare_data runs once per node (False: once in all).
+    prepare_data_per_node = True
+
     def prepare_data(self) -> None:
-        """Download or write data to disk; called before ``setup`` (only when overridden)."""
+        """Download or write data to disk, on one rank; called before ``setup`` (if overridden)."""
 
     def setup(self, stage: str) -> None:
         """Build what ``stage`` ("fit", "validate", "test", "predict") needs."""

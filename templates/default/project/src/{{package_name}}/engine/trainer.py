@@ -267,7 +267,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         # configure_callbacks runs before the hooks are resolved: its callbacks are hooks' too.
         self.callbacks = merge_callbacks(self.callbacks, model.configure_callbacks())
         self.hooks = hooks = Hooks(self, model, datamodule, self.callbacks)
-        hooks.prepare_data()
+        hooks.prepare_data_once()  # one rank downloads, every rank waits
         hooks.setup(stage)
         hooks.configure_model()  # may create the layers: before they move
         self.module = self._attach(model)

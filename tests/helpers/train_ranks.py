@@ -27,9 +27,12 @@ def main() -> None:
     from exp.engine.trainer import Trainer
     from exp.module import TabularRegressor
 
-    seed_everything(0)
-    module = TabularRegressor(dropout=0.0)  # no per-rank randomness in the math
     data = TabularDataModule(num_samples=64, batch_size=options.pop("batch_size"), seed=0)
+    seed_everything(0)
+    # The sizes given, so the weights are drawn here (test_distributed compares
+    # them with a module built the same way); no per-rank randomness in the math.
+    sizes = {"in_features": data.in_features, "out_features": data.out_features}
+    module = TabularRegressor(**sizes, dropout=0.0)
     ckpt_path = options.pop("ckpt_path", None)
     save = options.pop("save", None)  # where to write a checkpoint after fit
     options.setdefault("default_root_dir", str(Path(out) / "runs"))  # never the cwd

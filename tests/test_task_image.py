@@ -10,21 +10,19 @@ their mean grey level).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_project, project_env
+from conftest import make_project
 from PIL import Image
 from sklearn.datasets import load_digits
+from task_quality import run_python
 
 SEEDS = (0, 1, 2)
 
 # Runs inside the generated project: fit, then test the last checkpoint, per seed;
-# prints one JSON line per seed. {package} and {extra} are filled in below.
+# prints one JSON list, a result per seed. {package} and {data_class} are filled in below.
 SCRIPT = """
 import json, sys
 import torch
@@ -32,6 +30,7 @@ from {package}.__main__ import main
 from {package}.data import {data_class}
 
 folder, root = sys.argv[1], sys.argv[2]
+results = []
 for seed in {seeds}:
     options = [
         "--data.source", "folder", "--data.path", folder, "--data.seed", str(seed),
@@ -44,7 +43,8 @@ for seed in {seeds}:
     data = {data_class}(source="folder", path=folder, seed=seed)
     data.setup("test")
     pixels = torch.stack([data.splits["test"][i][0] for i in range(len(data.splits["test"]))])
-    print(json.dumps({{**result, "seed": seed, "pixel_var": float(pixels.var())}}))
+    results.append({{**result, "seed": seed, "pixel_var": float(pixels.var())}})
+print(json.dumps(results))
 """
 
 
@@ -65,17 +65,7 @@ def train_on_digits(tmp_path: Path, digits: Path, task: str, data_class: str) ->
     """Fit and test a fresh ``task`` project with its defaults; one result per seed."""
     project = make_project(tmp_path / "exp", task=task, logger="none").path
     script = SCRIPT.format(package="exp", data_class=data_class, seeds=SEEDS)
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(digits), str(tmp_path / "runs")],
-        cwd=project,
-        env={**project_env(), "PYTHONPATH": str(project / "src")},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return run_python(project, script, str(digits), str(tmp_path / "runs"))
 
 
 def test_image_classifier_defaults_reach_95_percent_on_digits(tmp_path, digits) -> None:

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import make_project, project_env, ruff, run_project_tests
 from matrix import (
     CALLBACKS,
@@ -160,6 +161,38 @@ def test_combination_is_clean_and_its_tests_pass(tmp_path: Path, answers: dict) 
 def test_pairwise_combination_is_clean_and_its_tests_pass(tmp_path: Path, answers: dict) -> None:
     project = _make(tmp_path, answers)
     _assert_ruff_clean(project)
+    _assert_own_tests_pass(project)
+
+
+# What a user writes in configs/default.yaml to train on their own data: here
+# the fixture files the project ships (paths relative to the project, where
+# its tests run).
+OWN_DATA = {
+    "image_classification": {"source": "folder", "path": "tests/fixtures/images"},
+    "autoencoder": {"source": "folder", "path": "tests/fixtures/images"},
+    "tabular_regression": {"source": "csv", "path": "tests/fixtures/houses.csv", "target": "price"},
+    "text_classification": {"source": "jsonl", "path": "tests/fixtures/topics.jsonl"},
+    "language_model": {"source": "text", "path": "tests/fixtures/river.txt"},
+}
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        pytest.param(t, marks=() if t == "image_classification" else pytest.mark.slow)
+        for t in OWN_DATA
+    ],
+)
+def test_own_data_by_configuration_keeps_the_projects_tests_passing(
+    tmp_path: Path, task: str
+) -> None:
+    # The project's tests hard-code no synthetic size: pointed at real files by
+    # configuration alone, its whole suite still passes.
+    project = _make(tmp_path, {"task": task})
+    config_file = project / "configs" / "default.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["data"].update(OWN_DATA[task])
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     _assert_own_tests_pass(project)
 
 

@@ -164,6 +164,15 @@ class CheckpointState:
         if self.strategy.is_global_zero:
             print(f"Resumed from {path} at epoch {self.current_epoch}, step {self.global_step}")
 
+    def resolve_checkpoint(self, ckpt_path: str | Path) -> Path:
+        """``--ckpt_path``'s checkpoint ('last', 'best' or a path), the same on every rank.
+
+        Joins the process group first (when distributed), as a run would.
+        """
+        config = self.config
+        self.strategy.setup(config.accelerator, config.devices, config.num_nodes)
+        return self._resolve(ckpt_path)
+
     def _resolve(self, ckpt_path: str | Path) -> Path:
         # Rank zero looks (and tidies what killed writers left); every rank loads that.
         # 'best': this run's ModelCheckpoint, or the one saved in last.ckpt (checkpoint.py).

@@ -218,7 +218,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
             raise
         self.progress.close()
         hooks.on_fit_end()
-        self._close_run("success")
+        self._close_run("success", fitted=True)
         hooks.teardown("fit")
         self.strategy.barrier()  # every rank done before any leaves the process group
 

@@ -155,6 +155,14 @@ def describe(created: Created) -> str:
         return f"Created {name} in {created.path} ({created.files} files{git_part})"
     return (
         f"Created {a['project_name']} in {created.path}: {a['task'].replace('_', ' ')} on "
-        f"{a['hardware']} ({a['strategy']}, {a['precision']}), logger {a['logger']} "
+        f"{a['hardware']} ({a['strategy']}, {a['precision']}), {_loggers(a['logger'])} "
         f"({created.files} files{git_part})"
     )
+
+
+def _loggers(chosen: Any) -> str:
+    """``logger csv``, ``loggers tensorboard, wandb`` or ``no logger``."""
+    names = chosen if isinstance(chosen, list) else [chosen]
+    if not names:
+        return "no logger"
+    return f"logger{'s' if len(names) > 1 else ''} {', '.join(map(str, names))}"

@@ -20,7 +20,7 @@ from scaffold import git, paths, sources
 from scaffold.errors import AnswerError, ScaffoldError
 from scaffold.render import read_answers, render
 from scaffold.sources import ANSWERS_FILE, Template
-from scaffold.template import parse_data, questions, with_defaults
+from scaffold.template import normalized, parse_data, questions, with_defaults
 
 ADOPT_HINT = "run `scaffold adopt` to record one (see docs/updating.md)"
 # How to bring a project made by hand under scaffold (docs/updating.md).
@@ -173,7 +173,7 @@ def merged_answers(
     known = questions(template.path)
     kept = {
         key: value
-        for key, value in old.items()
+        for key, value in normalized(template.path, old).items()
         if key in known and not known[key].computed and not key.startswith("_")
     }
     given = parse_data(template.path, pairs)
@@ -196,6 +196,7 @@ def answer_changes(
             (questions not asked, like ``deepspeed_stage`` for ``ddp``) included.
     """
     known = questions(template.path)
+    old = normalized(template.path, old)  # `logger: csv` from before it took several
     before = with_defaults(template.path, old)  # what the old render used, unasked ones too
     lines = []
     for key in sorted(k for k in {*old, *new} if not str(k).startswith("_")):

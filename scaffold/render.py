@@ -17,6 +17,7 @@ import yaml
 from scaffold import prompts
 from scaffold.errors import AnswerError, ScaffoldError, TemplateError
 from scaffold.sources import ANSWERS_FILE, Template
+from scaffold.template import normalized
 
 
 def render(
@@ -51,6 +52,7 @@ def render(
         UnsafeTemplateError,
     )
 
+    data = normalized(template.path, data)
     before = set(target.parent.iterdir())
     try:
         with nullcontext() if defaults else prompts.asking(template.path):

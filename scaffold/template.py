@@ -86,11 +86,7 @@ class Question:
     def cast(self, raw: Any) -> Any:
         """Turn a command-line string into this question's type, or raise AnswerError."""
         if self.multiselect:
-            # "a,b", "[a, b]", "" or "[]" on the command line; a list in a file.
-            if isinstance(raw, list):
-                return [str(item) for item in raw]
-            text = str(raw).strip().removeprefix("[").removesuffix("]")
-            return [item.strip() for item in text.split(",") if item.strip()]
+            return self._cast_list(raw)
         if self.type == "int":
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return raw
@@ -108,6 +104,32 @@ class Question:
                 return False
             raise AnswerError(f"{self.name}={raw!r}: use true or false")
         return str(raw)
+
+    def _cast_list(self, raw: Any) -> list[str]:
+        """``"a,b"``, ``"[a, b]"``, ``""``, ``"[]"`` or ``"none"``; a list in a file.
+
+        A single value (an answers file from when the question took one, like
+        ``logger: csv``) is a list of one; ``none`` is the empty list.
+        """
+        if isinstance(raw, list | tuple):
+            items = [str(item).strip() for item in raw]
+        elif raw is None:
+            items = []
+        else:
+            text = str(raw).strip().removeprefix("[").removesuffix("]")
+            items = [item.strip().strip("'\"") for item in text.split(",")]
+        items = [item for item in items if item]
+        if "none" in items and len(items) > 1:
+            raise AnswerError(
+                f"{self.name}={','.join(items)} asks for none and some at once; "
+                f"give {self.name}=none for none, or drop none from the list"
+            )
+        if items == ["none"]:
+            return []
+        # Once each, in the order the question lists them: the same answer
+        # however it was typed (unknown names last, for check() to name).
+        order = {value: index for index, value in enumerate(map(str, self.values))}
+        return sorted(dict.fromkeys(items), key=lambda item: order.get(item, len(order)))
 
     def check(self, value: Any) -> None:
         """Raise AnswerError if ``value`` is not one of the choices (or a bad name)."""
@@ -210,6 +232,19 @@ def _choices(raw: Any) -> tuple[tuple[str, Any], ...]:
     for label, value in raw.items():
         pairs.append((str(label), value["value"] if isinstance(value, dict) else value))
     return tuple(pairs)
+
+
+def normalized(template: Path, answers: dict[str, Any]) -> dict[str, Any]:
+    """``answers`` with each multiselect answer as a list.
+
+    An answers file written when a question took one value (``logger: csv``)
+    reads as that question asks now (``[csv]``; ``none`` as ``[]``).
+    """
+    known = questions(template)
+    return {
+        key: known[key].cast(value) if key in known and known[key].multiselect else value
+        for key, value in answers.items()
+    }
 
 
 def parse_data(template: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -33,9 +33,17 @@ CALLBACK_SETS = [
 ]
 
 
+LOGGERS = questions(bundled_template())["logger"].values
+# Loggers are whole files each: none, each alone, and all at once (in one
+# process and in two, through the combinations that hold them).
+LOGGER_SETS = [(), *((name,) for name in LOGGERS), tuple(LOGGERS)]
+
+
 def _values(name: str) -> list:
     if name == "callbacks":
         return CALLBACK_SETS
+    if name == "logger":
+        return LOGGER_SETS
     if name == "deepspeed_stage":
         # Asked only for strategy=deepspeed: None stands for "not asked".
         return [None, *questions(bundled_template())[name].values]
@@ -44,15 +52,16 @@ def _values(name: str) -> list:
 
 
 def as_answers(combo: dict) -> dict:
-    """The combination as scaffold answers (callbacks, when given, as a list).
+    """The combination as scaffold answers (callbacks and loggers, when given, as lists).
 
     ``deepspeed_stage`` is left out unless the strategy asks it.
     """
     answers = dict(combo)
     if answers.get("deepspeed_stage", 0) is None:
         del answers["deepspeed_stage"]
-    if "callbacks" in answers:
-        answers["callbacks"] = list(answers["callbacks"])
+    for name in ("callbacks", "logger"):
+        if name in answers:
+            answers[name] = list(answers[name])
     return answers
 
 
@@ -146,5 +155,9 @@ def expected_seconds(answers: dict) -> int:
 def label(answers: dict) -> str:
     """A short test id."""
     names = {(): "no-callbacks", CALLBACK_SETS[2]: "all-callbacks", CALLBACK_SETS[3]: "no-swa"}
-    parts = [str(answers[k]) for k in VARIED[:-1] if answers[k] is not None]
+    loggers = tuple(answers["logger"])
+    logger = {(): "no-logger", LOGGER_SETS[-1]: "all-loggers"}.get(loggers, "+".join(loggers))
+    parts = [
+        logger if k == "logger" else str(answers[k]) for k in VARIED[:-1] if answers[k] is not None
+    ]
     return "-".join([*parts, names.get(tuple(answers["callbacks"]), "default-callbacks")])

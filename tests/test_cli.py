@@ -85,7 +85,7 @@ def test_answers_file_records_template_identity_without_local_paths(tmp_path: Pa
     answers = yaml.safe_load((tmp_path / "my-exp" / ".copier-answers.yml").read_text())
     assert answers["_src_path"] == "scaffold:default"
     assert answers["_commit"] == __version__
-    assert answers["logger"] == "csv" and answers["project_name"] == "my-exp"
+    assert answers["logger"] == ["csv"] and answers["project_name"] == "my-exp"
     text = (tmp_path / "my-exp" / ".copier-answers.yml").read_text()
     assert str(tmp_path) not in text and "site-packages" not in text and str(ROOT) not in text
 
@@ -117,8 +117,43 @@ def test_answers_file_then_data_overrides(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     made = yaml.safe_load((tmp_path / "ae" / ".copier-answers.yml").read_text())
-    assert (made["task"], made["logger"]) == ("autoencoder", "none")
-    assert not (tmp_path / "ae" / "src" / "ae" / "engine" / "loggers.py").exists()
+    assert (made["task"], made["logger"]) == ("autoencoder", [])
+    assert not (tmp_path / "ae" / "src" / "ae" / "engine" / "loggers").exists()
+
+
+@pytest.mark.parametrize("given", ["logger=wandb,csv", "logger=[wandb, csv]", "logger=csv,wandb"])
+def test_several_loggers_at_once(tmp_path: Path, given: str) -> None:
+    result = invoke("new", str(tmp_path / "p"), "--defaults", "-d", given)
+    assert result.exit_code == 0, result.output
+    assert "loggers wandb, csv" in result.output  # in the order the question lists them
+    made = yaml.safe_load((tmp_path / "p" / ".copier-answers.yml").read_text())
+    assert made["logger"] == ["wandb", "csv"]
+    loggers = tmp_path / "p" / "src" / "p" / "engine" / "loggers"
+    files = sorted(p.name for p in loggers.iterdir())
+    assert files == ["__init__.py", "csv_logs.py", "wandb_logs.py"]
+    pyproject = (tmp_path / "p" / "pyproject.toml").read_text()
+    assert '"wandb>=' in pyproject and '"tensorboard>=' not in pyproject
+    assert '"mlflow' not in pyproject
+
+
+@pytest.mark.parametrize("given", ["logger=", "logger=none", "logger=[]", "logger=[none]"])
+def test_no_logger_renders_no_logger_code(tmp_path: Path, given: str) -> None:
+    result = invoke("new", str(tmp_path / "p"), "--defaults", "-d", given)
+    assert result.exit_code == 0, result.output
+    assert "no logger" in result.output
+    assert yaml.safe_load((tmp_path / "p" / ".copier-answers.yml").read_text())["logger"] == []
+    src = tmp_path / "p" / "src" / "p"
+    assert not (src / "engine" / "loggers").exists()
+    code = "".join(path.read_text() for path in src.rglob("*.py"))
+    assert "loggers import" not in code and "create_loggers" not in code
+    assert not list((tmp_path / "p" / "tests").glob("*records*"))
+
+
+def test_none_with_a_logger_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    result = invoke("new", str(tmp_path / "p"), "--defaults", "-d", "logger=none,csv")
+    assert result.exit_code == 2
+    assert "logger=none,csv asks for none and some at once" in result.output
+    assert not (tmp_path / "p").exists()
 
 
 def test_callbacks_are_a_multiselect_answer(tmp_path: Path) -> None:

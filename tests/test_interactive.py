@@ -69,8 +69,9 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     # On mps, 64-true is shown but disabled, with the reason.
     term.expect("precision=64-true is not supported on hardware=mps")
     term.child.send(DOWN * 2 + ENTER)  # bf16-mixed
-    term.answer("Where metrics go", DOWN * 3 + ENTER)  # csv
-    # A multiselect: the defaults come ticked; space ticks EarlyStopping too.
+    # Multiselects: the defaults come ticked. Space unticks TensorBoard, ticks CSV.
+    term.answer("Where metrics go", " " + DOWN * 3 + " " + ENTER)
+    # Space ticks EarlyStopping too.
     term.answer("Callbacks to include", " " + ENTER)
     assert term.finish() == 0, term.screen
     assert "Created lab-exp" in term.screen
@@ -80,7 +81,7 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
     assert answers["package_name"] == "lab"
     assert (answers["task"], answers["hardware"]) == ("language_model", "mps")
-    assert (answers["precision"], answers["logger"]) == ("bf16-mixed", "csv")
+    assert (answers["precision"], answers["logger"]) == ("bf16-mixed", ["csv"])
     assert "strategy" not in answers  # not asked, so not recorded
     assert answers["callbacks"] == ["early_stopping", "lr_monitor", "model_checkpoint"]
 

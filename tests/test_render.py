@@ -109,7 +109,8 @@ def test_the_pairwise_set_covers_every_valid_pair() -> None:
     assert needed == covered
     # Every pair of task, hardware, strategy, precision, logger and callbacks.
     assert (("precision", "16-mixed"), ("strategy", "deepspeed")) in covered
-    assert (("logger", "wandb"), ("task", "language_model")) in covered
+    assert (("logger", ("wandb",)), ("task", "language_model")) in covered
+    assert (("logger", ("tensorboard", "wandb", "mlflow", "csv")), ("strategy", "ddp")) in covered
     assert len(PAIRWISE) < len(ALL) / 50
 
 

@@ -173,7 +173,7 @@ def test_template_init_makes_a_repo_that_renders_and_updates(tmp_path) -> None:
     (team / "project" / "scripts").mkdir()
     (team / "project" / "scripts" / "launch.sh.jinja").write_text("echo {{ cluster }}\n")
     config = team / "copier.yml"
-    config.write_text(config.read_text().replace("default: tensorboard", "default: csv"))
+    config.write_text(config.read_text().replace("default: [tensorboard]", "default: [csv]"))
     commit_all(team, "cluster question")
     git(team, "tag", "v0.2.0")
 
@@ -183,7 +183,7 @@ def test_template_init_makes_a_repo_that_renders_and_updates(tmp_path) -> None:
     assert (project / "scripts/launch.sh").read_text() == "echo a100\n"
     recorded = answers(project)
     assert recorded["cluster"] == "a100" and recorded["_commit"] == "v0.2.0"
-    assert recorded["logger"] == "tensorboard"  # an answer given stays; defaults are for new ones
+    assert recorded["logger"] == ["tensorboard"]  # an answer given stays; defaults are for new ones
     assert module.read_text().endswith("# mine\n")
     assert git(project, "status", "--porcelain") == ""
 

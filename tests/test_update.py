@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_project
+from conftest import make_project, run_project_tests
 from gitrepo import (
     answers,
     commit_all,
@@ -192,14 +193,14 @@ def test_changed_answers_add_and_remove_code_and_keep_edits(project) -> None:
     assert result.exit_code == 0, result.output
     pyproject = (project / "pyproject.toml").read_text()
     assert '"wandb>=' in pyproject and '"tensorboard>=' not in pyproject
-    loggers = (project / "src/my_exp/engine/loggers.py").read_text()
-    assert "wandb" in loggers and "SummaryWriter" not in loggers
+    loggers = project / "src/my_exp/engine/loggers"
+    assert sorted(p.name for p in loggers.iterdir()) == ["__init__.py", "wandb_logs.py"]
     precision = (project / "src/my_exp/engine/precision.py").read_text()
     assert "bfloat16" in precision and "autocast" in precision
     assert (project / MODULE).read_text().endswith(EDIT)
     recorded = answers(project)
-    assert (recorded["logger"], recorded["precision"]) == ("wandb", "bf16-mixed")
-    assert "answer logger: 'tensorboard' -> 'wandb'" in result.output
+    assert (recorded["logger"], recorded["precision"]) == (["wandb"], "bf16-mixed")
+    assert "answer logger: ['tensorboard'] -> ['wandb']" in result.output
     assert "dependency + wandb>=" in result.output and "dependency - tensorboard>=" in result.output
     reinstall = f'dependencies changed: reinstall it, in {project}:\n  pip install -e ".[dev]"'
     assert reinstall in result.output
@@ -207,8 +208,8 @@ def test_changed_answers_add_and_remove_code_and_keep_edits(project) -> None:
 
     result = invoke("update", project, "-d", "logger=none")
     assert result.exit_code == 0, result.output
-    assert not (project / "src/my_exp/engine/loggers.py").exists()
-    assert "removed  src/my_exp/engine/loggers.py" in result.output
+    assert not (project / "src/my_exp/engine/loggers").exists()
+    assert "removed  src/my_exp/engine/loggers/wandb_logs.py" in result.output
     assert '"wandb>=' not in (project / "pyproject.toml").read_text()
     assert "dependency - wandb>=" in result.output and "reinstall" in result.output
 
@@ -216,6 +217,71 @@ def test_changed_answers_add_and_remove_code_and_keep_edits(project) -> None:
     result = invoke("update", project, "-d", "precision=bf16-true")
     assert result.exit_code == 0, result.output
     assert "dependency" not in result.output and "reinstall" not in result.output
+
+
+def test_loggers_go_from_one_to_several_and_back_keeping_edits(project) -> None:
+    tensorboard = project / "src/my_exp/engine/loggers/tensorboard_logs.py"
+    tensorboard.write_text(tensorboard.read_text() + "\n# flush more often on our cluster\n")
+    commit_all(project, "tune the TensorBoard logger")
+
+    result = invoke("update", project, "-d", "logger=tensorboard,csv")
+    assert result.exit_code == 0, result.output
+    assert "answer logger: ['tensorboard'] -> ['tensorboard', 'csv']" in result.output
+    assert "added    src/my_exp/engine/loggers/csv_logs.py" in result.output
+    assert "CSVLogger(log_dir, name)" in (tensorboard.parent / "__init__.py").read_text()
+    assert tensorboard.read_text().endswith("# flush more often on our cluster\n")
+    assert (project / MODULE).read_text().endswith(EDIT)
+    assert_clean_merge(project)
+    # The project runs with both: each records the same values (its own test).
+    ran = run_project_tests(project, "tests/test_loggers.py")
+    assert ran.returncode == 0 and "2 passed" in ran.stdout, ran.stdout[-3000:] + ran.stderr
+
+    result = invoke("update", project, "-d", "logger=tensorboard")
+    assert result.exit_code == 0, result.output
+    assert not (tensorboard.parent / "csv_logs.py").exists()
+    assert "CSVLogger" not in (tensorboard.parent / "__init__.py").read_text()
+    assert tensorboard.read_text().endswith("# flush more often on our cluster\n")
+    assert answers(project)["logger"] == ["tensorboard"]
+    assert_clean_merge(project)
+
+
+# The logger question as releases before 0.2 asked it: one choice, or none.
+SINGLE_LOGGER = """logger:
+  type: str
+  help: Where metrics go
+  default: tensorboard
+  choices:
+    "TensorBoard": tensorboard
+    "Weights & Biases": wandb
+    "MLflow": mlflow
+    "CSV files": csv
+    "None": none
+"""
+
+
+@pytest.mark.parametrize("logger", ["csv", "none"])
+def test_an_answers_file_from_single_logger_releases_updates_as_it_is(
+    tmp_path, monkeypatch, logger: str
+) -> None:
+    old = template_copy(tmp_path / "old-install")
+    config = old / "copier.yml"
+    question = re.search(r"^logger:\n(?:  .*\n|    .*\n)+", config.read_text(), re.MULTILINE)
+    config.write_text(config.read_text().replace(question.group(0), SINGLE_LOGGER))
+    use_bundled(monkeypatch, old, "0.1.0")
+    path = make_project(tmp_path / "my-exp", logger=logger).path
+    assert answers(path)["logger"] == logger  # what those releases wrote
+
+    use_bundled(monkeypatch, template_copy(tmp_path / "new-install"), "0.2.0")
+    result = invoke("update", path)  # no -d
+    assert result.exit_code == 0, result.output
+    assert "answer logger" not in result.output  # the same answer, read as a list
+    assert answers(path)["logger"] == ([] if logger == "none" else [logger])
+    loggers = path / "src/my_exp/engine/loggers"
+    if logger == "none":
+        assert not loggers.exists()
+    else:
+        assert sorted(p.name for p in loggers.iterdir()) == ["__init__.py", "csv_logs.py"]
+    assert_clean_merge(path)
 
 
 def test_a_conditional_answer_follows_the_strategy(project) -> None:
@@ -278,7 +344,7 @@ def test_package_rename_carries_edits_and_added_files(project) -> None:
 
 
 def test_deleted_added_and_ignored_files(project) -> None:
-    (project / "tests/test_fit.py").unlink()  # the logger change edits it
+    (project / "tests/test_loggers.py").unlink()  # the logger change edits it
     (project / "tests/test_model.py").unlink()  # the logger change leaves it alone
     (project / "tools").mkdir()
     (project / "tools/sweep.sh").write_text("echo sweep\n")
@@ -296,10 +362,10 @@ def test_deleted_added_and_ignored_files(project) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "kept deleted  tests/test_fit.py" in result.stdout
-    assert not (project / "tests/test_fit.py").exists()
+    assert "kept deleted  tests/test_loggers.py" in result.stdout
+    assert not (project / "tests/test_loggers.py").exists()
     message = git(project, "log", "-1", "--format=%B")
-    assert "Conflicts" not in message and "test_fit.py" not in message
+    assert "Conflicts" not in message and "test_loggers.py" not in message
     assert not (project / "tests/test_model.py").exists()
     assert (project / "tools/sweep.sh").read_text() == "echo sweep\n"
     assert all((project / n).is_fifo() for n in ("data/train.bin", "runs/version_0/fifo"))
@@ -307,14 +373,14 @@ def test_deleted_added_and_ignored_files(project) -> None:
 
 
 def test_restore_deleted_brings_template_files_back(project) -> None:
-    (project / "tests/test_fit.py").unlink()
+    (project / "tests/test_loggers.py").unlink()
     (project / "tests/test_model.py").unlink()
     commit_all(project)
     result = invoke("update", project, "-d", "logger=csv", "--restore-deleted")
     assert result.exit_code == 0, result.output
-    for name in ("tests/test_fit.py", "tests/test_model.py"):
+    for name in ("tests/test_loggers.py", "tests/test_model.py"):
         assert (project / name).read_text() == git(project, "show", f"HEAD^2:{name}")
-    assert "restored  tests/test_fit.py" in result.output
+    assert "restored  tests/test_loggers.py" in result.output
     assert_clean_merge(project)
 
 
@@ -328,13 +394,14 @@ def make_conflict(project: Path) -> None:
 
 
 def test_conflict_leaves_a_git_merge_in_progress(project) -> None:
-    (project / "tests/test_fit.py").unlink()  # the logger change edits it: kept deleted
+    (project / "tests/test_loggers.py").unlink()  # the logger change edits it: kept deleted
     make_conflict(project)
     result = invoke("update", project, "-d", "logger=csv")
     assert result.exit_code == 1
     # git's message for the commit that ends the merge lists only the real conflict.
     merge_message = (project / ".git" / "MERGE_MSG").read_text()
-    assert "# Conflicts:\n#\tREADME.md\n" in merge_message and "test_fit.py" not in merge_message
+    assert "# Conflicts:\n#\tREADME.md\n" in merge_message
+    assert "test_loggers.py" not in merge_message
     assert "conflict" in result.output and "README.md" in result.output
     assert "scaffold update --abort" in result.output and "git commit" in result.output
     readme = (project / "README.md").read_text()
@@ -352,7 +419,7 @@ def test_conflict_leaves_a_git_merge_in_progress(project) -> None:
     (project / "README.md").write_text(readme.split("<<<<<<<")[0] + "resolved\n")
     git(project, "add", "README.md")
     git(project, "commit", "-q", "--no-edit")
-    assert answers(project)["logger"] == "csv"
+    assert answers(project)["logger"] == ["csv"]
     result = invoke("update", project)
     assert result.exit_code == 0 and "Already up to date" in result.output
 
@@ -377,7 +444,7 @@ def test_dry_run_prints_summary_and_diff_and_changes_nothing(project) -> None:
     assert result.exit_code == 0, result.output
     assert "conflict  README.md" in result.output
     assert "updated   pyproject.toml" in result.output
-    assert "-logger: tensorboard" in result.output and "+logger: csv" in result.output
+    assert "-- tensorboard" in result.output and "+- csv" in result.output  # the answers file
     assert "Dry run: nothing was changed." in result.output
     assert state(project) == before
 
@@ -395,7 +462,7 @@ def test_dirty_tree_is_refused(project) -> None:
     # A dry run changes nothing, so it works on a dirty tree, and says what it leaves out.
     result = invoke("update", project, "-d", "logger=csv", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "answer logger: 'tensorboard' -> 'csv'" in result.output
+    assert "answer logger: ['tensorboard'] -> ['csv']" in result.output
     assert "uncommitted changes (README.md, scratch.py) are not part of this preview" in (
         result.output
     )

@@ -74,11 +74,12 @@ def engine_size_table() -> str:
         engine = project / "src" / "exp" / "engine"
         rows = ["| file | lines | non-blank, non-comment |", "| --- | ---: | ---: |"]
         total = code_total = 0
-        for path in sorted(engine.glob("*.py")):
+        for path in sorted(engine.rglob("*.py")):  # loggers/ holds one file per logger
             lines = path.read_text().splitlines()
             code = sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
             total, code_total = total + len(lines), code_total + code
-            rows.append(f"| `engine/{path.name}` | {len(lines)} | {code} |")
+            name = path.relative_to(engine).as_posix()
+            rows.append(f"| `engine/{name}` | {len(lines)} | {code} |")
         rows.append(f"| **total** | **{total}** | **{code_total}** |")
     return "\n".join(rows)
 

@@ -1,12 +1,15 @@
 """Expose :mod:`scaffold.rules` to copier.yml, so prompts and rules agree.
 
 copier.yml refers to these globals in defaults and validators; they read the
-answers given so far from the Jinja context. The extension imports nothing but
-scaffold's rules, so it is cheap to load and safe to trust.
+answers given so far from the Jinja context. Templates also get
+``made_with()``: the template and answers a project records in its package.
+The extension imports nothing but scaffold's rules, so it is cheap to load and
+safe to trust.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import Environment, pass_context
@@ -14,6 +17,10 @@ from jinja2.ext import Extension
 from jinja2.runtime import Context
 
 from scaffold import rules
+
+# The template being rendered, as ``(source, version)``: set by scaffold.render
+# around copier's run (copier itself knows only the folder it renders from).
+RENDERING: ContextVar[tuple[str, str] | None] = ContextVar("rendering", default=None)
 
 
 def _answers(context: Context) -> dict[str, Any]:
@@ -51,8 +58,32 @@ def default_strategy(context: Context) -> str:
     return rules.default_strategy(_answers(context))
 
 
+@pass_context
+def made_with(context: Context) -> dict[str, Any]:
+    """The template (source and version) and the answers this render uses.
+
+    What a project keeps in its package (``made_with.yml``), so that every run
+    can record it, installed or not. Outside scaffold (plain copier), the
+    source and version are copier's own record of them.
+    """
+    recorded = dict(context.get("_copier_answers") or {})
+    source, version = RENDERING.get() or (
+        recorded.get("_src_path", "unknown"),
+        recorded.get("_commit", "unknown"),
+    )
+    answers = {key: value for key, value in recorded.items() if not str(key).startswith("_")}
+    return {
+        "template": {"source": str(source), "version": str(version)},
+        "answers": dict(sorted(answers.items())),
+    }
+
+
 class RulesExtension(Extension):
-    """Adds ``why_invalid``, ``several_valid``, ``default_strategy`` and ``package_name_for``."""
+    """Adds the rules' globals and ``made_with``.
+
+    ``why_invalid``, ``several_valid``, ``default_strategy`` and
+    ``package_name_for`` for copier.yml; ``made_with`` for template files.
+    """
 
     def __init__(self, environment: Environment) -> None:
         """Register the globals on ``environment``."""
@@ -61,3 +92,4 @@ class RulesExtension(Extension):
         environment.globals["several_valid"] = several_valid
         environment.globals["default_strategy"] = default_strategy
         environment.globals["package_name_for"] = rules.package_name_for
+        environment.globals["made_with"] = made_with

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from scaffold import prompts
+from scaffold import jinja_ext, prompts
 from scaffold.errors import AnswerError, ScaffoldError, TemplateError
 from scaffold.sources import ANSWERS_FILE, Template
 from scaffold.template import normalized
@@ -54,6 +54,7 @@ def render(
 
     data = normalized(template.path, data)
     before = set(target.parent.iterdir())
+    rendering = jinja_ext.RENDERING.set((template.source, template.version))
     try:
         with nullcontext() if defaults else prompts.asking(template.path):
             worker = copier.run_copy(
@@ -91,6 +92,8 @@ def render(
             f"the template {template.source} failed to render ({where}): {error}; "
             "fix the template file"
         ) from None
+    finally:
+        jinja_ext.RENDERING.reset(rendering)
     strays = set(target.parent.iterdir()) - before - {target}
     if strays:
         for stray in strays:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import make_project, run_project_tests
 from gitrepo import (
     answers,
@@ -87,6 +88,8 @@ def test_update_after_an_upgrade_brings_changes_and_keeps_edits(tmp_path, monkey
     assert (path / "NOTES.md").read_text() == "mine\n"
     assert (path / "configs/seed.yaml").read_text() == "seed: 42\n"  # a new question's default
     assert answers(path)["_commit"] == "0.2.0" and answers(path)["seed"] == 42
+    made_with = yaml.safe_load((path / "src/my_exp/made_with.yml").read_text())  # runs record it
+    assert made_with["template"]["version"] == "0.2.0" and made_with["answers"]["seed"] == 42
     for line in ("updated  src/my_exp/engine/rng.py", "added    configs/seed.yaml"):
         assert line in result.output
     renamed = "samplers.py  (from src/my_exp/engine/sampling.py, with your edits)"

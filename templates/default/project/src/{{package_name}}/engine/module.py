@@ -143,8 +143,10 @@ class Module(ModuleHooks, nn.Module):
             checkpoint = ckpt.load(path, map_location=map_location)
             module = _rebuild(cls, path, checkpoint, overrides)
             state = checkpoint["state_dict"]
-            # Come back in the dtype it was trained in (bf16-true, 64-true, ...).
-            dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+            # Come back in the dtype it was trained in (bf16-true, 64-true, ...): the
+            # parameters' (buffers may stay float32, like normalisation statistics).
+            names = {name for name, _ in module.named_parameters()}
+            dtypes = {t.dtype for n, t in state.items() if n in names and t.is_floating_point()}
             if len(dtypes) == 1:
                 module.to(dtypes.pop())
             module.load_state_dict(state)

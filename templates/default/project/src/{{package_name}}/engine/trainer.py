@@ -187,13 +187,14 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
             )
         # 4. Resume: weights, optimizer, schedulers, loop position and RNG
         #    (after configure_optimizers: sharded strategies load both at once).
-        resumed = None
+        resumed = path = None
         if ckpt_path is not None:
             path = self._resolve(ckpt_path)
             resumed = self._restore(path, full=True)
-        # 5. Where this run writes, and its logger: last, so a setup error
-        #    leaves no empty run directory or dangling logger run behind.
-        self._open_run()
+        # 5. Where this run writes (a resumed run: its own folder, continued),
+        #    and its loggers: last, so a setup error leaves no empty run
+        #    directory or dangling logger run behind.
+        self._open_run(path, resumed)
         if cfg.enable_model_summary and self.strategy.is_global_zero:
             print(summarize(module))
         hooks.on_fit_start()

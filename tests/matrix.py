@@ -60,7 +60,7 @@ def as_answers(combo: dict) -> dict:
     if answers.get("deepspeed_stage", 0) is None:
         del answers["deepspeed_stage"]
     for name in ("callbacks", "logger"):
-        if name in answers:
+        if isinstance(answers.get(name), tuple | list):  # a single "csv" stays one answer
             answers[name] = list(answers[name])
     return answers
 

@@ -69,6 +69,14 @@ def _finish(run: subprocess.Popen) -> str:
     return out
 
 
+def _last_step(csv_file: Path) -> int:
+    """The last step in the CSV file (-1 before its first save)."""
+    if not csv_file.is_file():
+        return -1
+    with csv_file.open() as rows:
+        return max((int(line.split(",")[0]) for line in list(rows)[1:]), default=-1)
+
+
 def test_sigkill_then_resume_keeps_one_continuous_record_in_every_logger(
     project, records, tmp_path
 ) -> None:
@@ -81,15 +89,18 @@ def test_sigkill_then_resume_keeps_one_continuous_record_in_every_logger(
     while not last.exists():  # the first epoch's checkpoint
         assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()
         time.sleep(0.01)
+    checkpoint_step = torch.load(last, weights_only=True)["loops"]["batches_stepped"]
     csv_file = root / "version_0" / "metrics.csv"
-    time.sleep(1.0)  # the run goes on logging past its checkpoint
+    # Kill once the run has logged past its checkpoint: the CSV is saved at
+    # each checkpoint and every 100 rows, so a later step shows the others did too.
+    while _last_step(csv_file) <= checkpoint_step:
+        assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()
+        time.sleep(0.01)
     os.kill(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
     assert run.returncode == -signal.SIGKILL, "the run ended before it was killed"
-    checkpoint_step = torch.load(last, weights_only=True)["loops"]["batches_stepped"]
-    with csv_file.open() as rows:  # written every 100 rows: it holds some past the checkpoint
-        last_logged = max(int(line.split(",")[0]) for line in list(rows)[1:])
-    assert last_logged > checkpoint_step, "nothing was logged past the checkpoint: kill later"
+    resumed_from = torch.load(last, weights_only=True)["loops"]["batches_stepped"]
+    assert _last_step(csv_file) > resumed_from, "the next checkpoint came first: kill sooner"
 
     resumed = _finish(_fit(project, root, "--ckpt_path", "last"))
     assert f"Run folder: {root / 'version_0'}\n" in resumed
@@ -97,7 +108,10 @@ def test_sigkill_then_resume_keeps_one_continuous_record_in_every_logger(
     killed = records.read_records(resumed)
     assert killed.keys() == straight.keys() == {"tensorboard", "csv", "wandb", "mlflow"}
     for name, held in killed.items():
-        steps = records.assert_steps_continue(held)
+        try:
+            steps = records.assert_steps_continue(held)
+        except AssertionError as error:
+            raise AssertionError(f"{name}: {error}") from None
         assert steps == records.assert_steps_continue(straight[name]), name
         records.assert_same_records({"straight": straight[name], "killed and resumed": held})
     assert csv_file.is_file()

@@ -98,6 +98,9 @@ class CheckpointState:
             if data := datamodule.state_dict():
                 state["datamodule"] = data
         self.hooks.on_save_checkpoint(state)
+        for logger in self.loggers:  # records up to here on disk first: a run killed
+            if hasattr(logger, "save"):  # after its checkpoint resumes with all of them
+                logger.save()
         self.strategy.save(state, path)
 
     def _callback_states(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from .hooks import nothing
 from .metrics import as_floats
 from .module import DataModule, Module
 from .progress import print_results
+from .state import LoopProgress
 
 # The stage's loop name ("validation": on_validation_*) and its loaders' kind.
 EVALUATED = {"validate": ("validation", "val"), "test": ("test", "test")}
@@ -68,10 +69,13 @@ class Evaluation:
     ) -> Any:
         if isinstance(dataloaders, DataModule):  # validate(model, datamodule), as Lightning
             dataloaders, datamodule = None, dataloaders
+        self.fitting = False  # as Lightning's trainer.fitting in validate, test, predict
         self._setup()
         module = self._begin(stage, model, datamodule)
+        path = state = None
         if ckpt_path is not None:
-            self._restore(self._resolve(ckpt_path), full=False)
+            path = self._resolve(ckpt_path)
+            state = self._restore(path, full=False)
         loop, kind = EVALUATED[stage]
         loaders = self._eval_loaders(kind, dataloaders, module, datamodule)
         if not loaders:
@@ -81,10 +85,17 @@ class Evaluation:
             _, predictions = self._evaluate(loop, loaders, limit)
             self.hooks.teardown(stage)
             return predictions
-        self._open_run()
+        self._open_run(path, state)  # the checkpoint's run folder, if it can
         try:
             metrics, _ = self._evaluate(loop, loaders, limit)
-            self.log_metrics(metrics)
+            source = module.loaded_from  # logged at the checkpoint's step and epoch
+            if source is None:
+                self.log_metrics(metrics)
+            else:
+                step = LoopProgress.resuming(state).batches_stepped if state else source.step
+                self.log_metrics({**metrics, "epoch": source.epoch}, step=step)
+            if self.strategy.is_global_zero and not self.config.fast_dev_run:
+                self._record_evaluation(stage, metrics)
         finally:
             self._close_run("success")
         self.hooks.teardown(stage)

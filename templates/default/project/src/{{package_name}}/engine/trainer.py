@@ -422,10 +422,10 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
     # ================================================================ logging
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Send metrics to the loggers with the epoch, by default at Lightning's step."""
+        """Send metrics and the epoch (unless given) to the loggers, at Lightning's step."""
         if not metrics or not self.loggers:
             return
-        metrics = {**metrics, "epoch": float(self.current_epoch)}
+        metrics = {**metrics, "epoch": float(metrics.get("epoch", self.current_epoch))}
         for logger in self.loggers:
             logger.log_metrics(metrics, self.loop.batches_stepped if step is None else step)
 

@@ -231,7 +231,7 @@ def test_loggers_go_from_one_to_several_and_back_keeping_edits(project) -> None:
     assert result.exit_code == 0, result.output
     assert "answer logger: ['tensorboard'] -> ['tensorboard', 'csv']" in result.output
     assert "added    src/my_exp/engine/loggers/csv_logs.py" in result.output
-    assert "CSVLogger(log_dir, name" in (tensorboard.parent / "__init__.py").read_text()
+    assert '"csv": ("csv_logs", "CSVLogger")' in (tensorboard.parent / "__init__.py").read_text()
     assert tensorboard.read_text().endswith("# flush more often on our cluster\n")
     assert (project / MODULE).read_text().endswith(EDIT)
     assert_clean_merge(project)

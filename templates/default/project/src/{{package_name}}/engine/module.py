@@ -55,6 +55,7 @@ class Module(ModuleHooks, nn.Module):
         self._trainer: weakref.ref[Trainer] | None = None
         self.hparams = AttributeDict()
         self.loaded_from: ckpt.Source | None = None  # the checkpoint the weights came from
+        # (None again once a fit trains them)
 
     @property
     def trainer(self) -> Trainer | None:

@@ -392,7 +392,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
             optim.step_schedulers(self, "step")
         self.loop.step_finished = True
         self.loop.batches_stepped += 1
-        self.module.loaded_from = None  # its weights are now this fit's, not a checkpoint's
+        if self.module.loaded_from is not None:  # (nn.Module's setattr is slow: once)
+            self.module.loaded_from = None  # its weights are now this fit's, not a checkpoint's
         self._log_step()
         if self.max_seconds is not None:
             # max_time, checked after each step (Lightning's Timer); like

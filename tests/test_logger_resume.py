@@ -112,7 +112,8 @@ def test_sigkill_then_resume_keeps_one_continuous_record_in_every_logger(
     resumed = _finish(_fit(project, root, "--ckpt_path", "last"))
     assert f"Run folder: {root / 'version_0'}\n" in resumed
     assert [p.name for p in root.glob("version_*")] == ["version_0"]
-    killed = records.read_records(resumed)
+    held_by = records.read_run(resumed)  # each logger's records and hyperparameters
+    killed = {name: held for name, (held, _) in held_by.items()}
     chosen = set(yaml.safe_load((project / ".copier-answers.yml").read_text())["logger"])
     assert killed.keys() == straight.keys() == chosen
     for name, held in killed.items():
@@ -124,6 +125,6 @@ def test_sigkill_then_resume_keeps_one_continuous_record_in_every_logger(
         records.assert_same_records({"straight": straight[name], "killed and resumed": held})
     made = yaml.safe_load((root / "version_0" / "provenance.yaml").read_text())
     assert made["template"]["source"] == "scaffold:default"
-    for name, params in records.read_hyperparams(resumed).items():  # each logger's, resumed
+    for name, (_, params) in held_by.items():  # each logger's, resumed
         assert params["provenance.template.source"] == "scaffold:default", name
         assert str(params["provenance.answers.logger"]) == str(made["answers"]["logger"]), name

@@ -37,3 +37,12 @@ def test_docs_link_to_pages_that_exist() -> None:
         for target in re.findall(r"\]\(((?:docs/)?[\w.-]+\.md)\)", page.read_text()):
             base = ROOT if target.startswith("docs/") else page.parent
             assert (base / target).is_file(), (page.name, target)
+
+
+def test_the_sweeps_page_shows_the_sweep_yaml_a_project_gets(tmp_path) -> None:
+    from conftest import make_project
+
+    project = make_project(tmp_path / "exp", task="tabular_regression").path
+    rendered = (project / "configs" / "sweep.yaml").read_text().splitlines()
+    settings = "\n".join(line for line in rendered if not line.startswith("#"))
+    assert f"```yaml\n{settings}\n```" in (ROOT / "docs" / "sweeps.md").read_text()

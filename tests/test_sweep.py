@@ -2,8 +2,8 @@
 
 Each test runs ``python -m exp sweep`` in processes of its own, as a user's
 terminals or jobs would, and reads the study back with Optuna's own storage:
-a sweep killed (SIGKILL) in the middle of a trial continues that trial from
-its checkpoint to the weights an unbroken fit reaches; a pruner stops a bad
+a sweep killed (SIGKILL) in the middle of a trial's epoch continues that
+trial from its checkpoint to the weights an unbroken fit reaches; a pruner stops a bad
 trial cleanly; two workers share one study with no trial run twice. (Each
 project's own ``tests/test_sweep.py`` checks the study, its folders and
 ``best.yaml``, and the search-space errors, in-process.)
@@ -71,7 +71,9 @@ def test_a_killed_sweep_continues_its_trial_to_the_weights_of_an_unbroken_fit(
     project, tmp_path
 ) -> None:
     root = tmp_path / "runs"
-    sweep = ["--sweep.trials", "4", "--sweep.pruner", "none", *SLOW]
+    # last.ckpt every 50 steps: the kill comes in the middle of an epoch.
+    every = ("--checkpoint.every_n_train_steps", "50")
+    sweep = ["--sweep.trials", "4", "--sweep.pruner", "none", *SLOW, *every]
     worker = _start(project, "sweep", root, *sweep)
     last = root / "sweeps" / "sweep" / "trial_1" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
@@ -83,6 +85,7 @@ def test_a_killed_sweep_continues_its_trial_to_the_weights_of_an_unbroken_fit(
     killed_at = torch.load(last, weights_only=True)
     ended = killed_at["epoch"] == 2 and killed_at["loops"]["epoch_finished"]
     assert not ended, "trial 1 ended before it was killed: make its epochs longer"
+    assert not killed_at["loops"]["epoch_finished"]  # killed mid-epoch, after step 50
 
     out = _finish(_start(project, "sweep", root, *sweep))
     assert "continues its last checkpoint" in out
@@ -99,7 +102,7 @@ def test_a_killed_sweep_continues_its_trial_to_the_weights_of_an_unbroken_fit(
     # The same trial, never killed: a fit with the values it was given.
     straight = tmp_path / "straight"
     chosen = last.parents[2] / "trial.yaml"
-    _finish(_start(project, "fit", straight, *SLOW, "--config", str(chosen)))
+    _finish(_start(project, "fit", straight, *SLOW, *every, "--config", str(chosen)))
     unbroken = _weights(straight / "version_0" / "checkpoints" / "last.ckpt")
     continued = _weights(last)
     assert unbroken.keys() == continued.keys()
@@ -144,6 +147,7 @@ def test_two_workers_share_one_study_and_run_each_trial_once(project, tmp_path, 
         if line.startswith("Trial ") and line.split()[2].startswith("(")
     ]
     assert sorted(ran) == list(range(6))  # every trial number once, across both workers
+    assert all("Trial " in out for out in outs)  # and both worked
     trials = _study(root).trials
     assert len(trials) == 6 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
     for trial in trials:  # each trial's folder holds one run

@@ -38,6 +38,7 @@ ORDER = (
     "precision",
     "logger",
     "callbacks",
+    "config",
 )
 
 
@@ -161,6 +162,13 @@ RULES: tuple[Rule, ...] = (
         lambda a: "swa" in a.get("callbacks", ()) and a["strategy"] in {"fsdp", "deepspeed"},
         "callbacks=swa (StochasticWeightAveraging) keeps a full copy of the model, "
         "which strategy={strategy} shards; drop swa from the callbacks, or use strategy=ddp",
+    ),
+    Rule(
+        "config",
+        lambda a: a.get("config") == "hydra" and a["hardware"] == "tpu",
+        "config=hydra is not generated for hardware=tpu yet (its TPU processes are "
+        "started by torch_xla's launcher, which Hydra's entry point does not drive); "
+        "use config=cli",
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ VARIED = (
     "precision",
     "logger",
     "callbacks",
+    "config",
 )
 COUNTS = {"devices": [1, 2], "num_nodes": [1, 2]}
 CALLBACKS = questions(bundled_template())["callbacks"].values
@@ -66,7 +68,12 @@ def as_answers(combo: dict) -> dict:
 
 
 def all_valid() -> list[dict]:
-    """Every combination this release renders."""
+    """Every combination this release renders (fresh dicts: the callers' to change)."""
+    return [dict(combo) for combo in _all_valid()]
+
+
+@functools.cache
+def _all_valid() -> tuple[dict, ...]:
     combos = []
     for values in itertools.product(*(_values(name) for name in VARIED)):
         answers = dict(zip(VARIED, values, strict=True))
@@ -74,7 +81,7 @@ def all_valid() -> list[dict]:
             continue  # the stage is asked for deepspeed, and only for it
         if not rules.check(answers):
             combos.append(answers)
-    return combos
+    return tuple(combos)
 
 
 # The answers that decide how the loop runs: the slow set adds combinations so
@@ -119,7 +126,12 @@ def _key(value: object) -> object:
 
 def pairwise() -> list[dict]:
     """A small set of valid combinations covering every valid pair of answers."""
-    return cover(all_valid(), lambda combo: set(pairs_of(combo)))
+    return [dict(combo) for combo in _pairwise()]
+
+
+@functools.cache
+def _pairwise() -> tuple[dict, ...]:
+    return tuple(cover(list(_all_valid()), lambda combo: set(pairs_of(combo))))
 
 
 def engine_triples() -> list[dict]:
@@ -131,12 +143,13 @@ def engine_triples() -> list[dict]:
 
 def cover(candidates: list[dict], covers) -> list[dict]:
     """Greedy set cover: the candidate covering the most of what is left, until nothing is."""
-    uncovered = set().union(*(covers(combo) for combo in candidates))
+    covered_by = [covers(combo) for combo in candidates]  # once each: there are thousands
+    uncovered = set().union(*covered_by)
     chosen = []
     while uncovered:
-        best = max(candidates, key=lambda c: len(uncovered.intersection(covers(c))))
-        chosen.append(best)
-        uncovered.difference_update(covers(best))
+        best = max(range(len(candidates)), key=lambda i: len(uncovered & covered_by[i]))
+        chosen.append(candidates[best])
+        uncovered -= covered_by[best]
     return chosen
 
 
@@ -157,7 +170,7 @@ def label(answers: dict) -> str:
     names = {(): "no-callbacks", CALLBACK_SETS[2]: "all-callbacks", CALLBACK_SETS[3]: "no-swa"}
     loggers = tuple(answers["logger"])
     logger = {(): "no-logger", LOGGER_SETS[-1]: "all-loggers"}.get(loggers, "+".join(loggers))
-    parts = [
-        logger if k == "logger" else str(answers[k]) for k in VARIED[:-1] if answers[k] is not None
-    ]
-    return "-".join([*parts, names.get(tuple(answers["callbacks"]), "default-callbacks")])
+    shown = [k for k in VARIED if k not in ("callbacks", "config") and answers[k] is not None]
+    parts = [logger if k == "logger" else str(answers[k]) for k in shown]
+    parts.append(names.get(tuple(answers["callbacks"]), "default-callbacks"))
+    return "-".join([*parts, *(["hydra"] if answers.get("config") == "hydra" else [])])

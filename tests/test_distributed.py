@@ -343,7 +343,12 @@ def _assert_export_loads_into_the_plain_model(
     assert loaded.stdout.strip() == "ok", loaded.stderr[-3000:]
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["zero2", "zero3"])
+# ZeRO-3 on two processes runs with the slow set (-m slow; CI time): the default
+# run has ZeRO-2 here and a ZeRO-3 project's own suite (tests/test_render.py).
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(2, id="zero2"), pytest.param(3, id="zero3", marks=pytest.mark.slow)],
+)
 def deepspeed_project(request, tmp_path_factory) -> Path:
     pytest.importorskip("deepspeed", reason="needs deepspeed (in scaffold's dev dependencies)")
     dest = tmp_path_factory.mktemp(f"zero{request.param}") / "exp"

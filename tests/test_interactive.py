@@ -73,6 +73,7 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     term.answer("Where metrics go", " " + DOWN * 3 + " " + ENTER)
     # Space ticks EarlyStopping too.
     term.answer("Callbacks to include", " " + ENTER)
+    term.answer("How runs are configured", DOWN + ENTER)  # hydra
     assert term.finish() == 0, term.screen
     assert "Created lab-exp" in term.screen
     assert "(single_device, bf16-mixed)" in term.screen
@@ -84,6 +85,7 @@ def test_interactive_new_offers_only_valid_choices(tmp_path: Path) -> None:
     assert (answers["precision"], answers["logger"]) == ("bf16-mixed", ["csv"])
     assert "strategy" not in answers  # not asked, so not recorded
     assert answers["callbacks"] == ["early_stopping", "lr_monitor", "model_checkpoint"]
+    assert answers["config"] == "hydra" and (dest / "configs" / "config.yaml").is_file()
 
 
 def test_interactive_strategy_choices_follow_the_device_count(tmp_path: Path) -> None:
@@ -116,6 +118,7 @@ def test_interactive_deepspeed_asks_its_stage(tmp_path: Path) -> None:
     term.child.send(ENTER)  # 32-true
     term.answer("Where metrics go", ENTER)
     term.answer("Callbacks to include", ENTER)
+    term.answer("How runs are configured", ENTER)  # cli, the default
     assert term.finish() == 0, term.screen
     assert 'pip install -e ".[dev,deepspeed]"' in term.screen
     answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())

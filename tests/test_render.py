@@ -48,9 +48,9 @@ ALL = all_valid()
 # block where the run starts: it meets the rest in pairs, not in every
 # product); the tasks, which only change model/module/data, with each
 # strategy; every subset of callbacks with the other answers at their defaults.
-SHAPING = tuple(name for name in VARIED if name not in ("task", "callbacks", "logger"))
+SHAPING = tuple(name for name in VARIED if name not in ("task", "callbacks", "logger", "config"))
 MOST_CALLBACKS = {
-    tuple(c[k] for k in (*SHAPING, "logger")): c
+    tuple(c[k] for k in (*SHAPING, "logger", "config")): c
     for c in sorted(ALL, key=lambda c: len(c["callbacks"]))  # the longest list wins
     if c["task"] == "image_classification"
 }
@@ -58,7 +58,9 @@ MOST_CALLBACKS = {
 
 def _engine_covers(combo: dict) -> set:
     shape = tuple(combo[k] for k in SHAPING)
-    return {shape} | {("logger", combo["logger"], k, combo[k]) for k in SHAPING}
+    # The logger and the config system meet every value of the others in pairs.
+    paired = ("logger", "config")
+    return {shape} | {(p, combo[p], k, combo[k]) for p in paired for k in SHAPING}
 
 
 ENGINE_RENDERS = cover(list(MOST_CALLBACKS.values()), _engine_covers)
@@ -150,6 +152,22 @@ def test_project_venvs_hold_only_what_the_project_declares(tmp_path: Path) -> No
     assert found.stdout.split("\n")[0] == str(["numpy", "pytest", "torch", "tqdm", "yaml"])
 
 
+@pytest.mark.parametrize("config", ["cli", "hydra"])
+def test_every_file_a_project_is_made_of_is_committed(tmp_path: Path, config: str) -> None:
+    # An ignore pattern that also matches a file of the template (`data/` did:
+    # configs/data/) leaves it out of the project's git history, and of clones.
+    answers = {"task": "tabular_regression", "logger": ["csv", "wandb", "mlflow"]}
+    project = _make(tmp_path, {**answers, "config": config, "callbacks": list(CALLBACKS)})
+    ignored = subprocess.run(
+        ["git", "ls-files", "--others", "--ignored", "--exclude-standard"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ignored.stdout == ""
+
+
 def test_the_default_set_holds_every_value_of_every_answer() -> None:
     for name in VARIED:
         every = {str(combo[name]) for combo in ALL}
@@ -204,14 +222,15 @@ def test_own_data_by_configuration_keeps_the_projects_tests_passing(
     _assert_own_tests_pass(project, timeout=SLOW_SUITE_SECONDS)
 
 
-@pytest.mark.parametrize("task", ["image_classification", "language_model"])
-def test_longest_names_stay_ruff_clean(tmp_path: Path, task: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "config"), [("image_classification", "cli"), ("language_model", "hydra")]
+)
+def test_longest_names_stay_ruff_clean(tmp_path: Path, task: str, config: str) -> None:
     # Names are substituted into code: the longest allowed must not break a line.
     name = "e" * rules.MAX_NAME_LENGTH
     every_logger = list(LOGGERS)  # each logger's files and tests hold the name too
-    project = _make(
-        tmp_path, {"task": task, "project_name": name, "logger": every_logger}, name=name
-    )
+    answers = {"task": task, "project_name": name, "logger": every_logger, "config": config}
+    project = _make(tmp_path, {**answers, "callbacks": list(CALLBACKS)}, name=name)
     _assert_ruff_clean(project)
 
 
@@ -220,8 +239,9 @@ def test_the_engine_renders_cover_every_shape_and_every_logger_with_every_value(
     assert {tuple(c[k] for k in SHAPING) for c in ENGINE_RENDERS} == shapes
     loggers = {c["logger"] for c in ALL}
     for name in SHAPING:
-        pairs = {(c["logger"], c[name]) for c in ALL}
-        assert {(c["logger"], c[name]) for c in ENGINE_RENDERS} == pairs, name
+        for paired in ("logger", "config"):
+            pairs = {(c[paired], c[name]) for c in ALL}
+            assert {(c[paired], c[name]) for c in ENGINE_RENDERS} == pairs, (paired, name)
     assert len(loggers) > 1 and len(ENGINE_RENDERS) < len(MOST_CALLBACKS) / 3
 
 

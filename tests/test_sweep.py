@@ -43,12 +43,31 @@ def project(tmp_path_factory) -> Path:
     return make_project(dest, task="tabular_regression", logger=["csv"]).path
 
 
+@pytest.fixture(scope="module")
+def hydra_project(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("sweep-hydra") / "exp"
+    return make_project(dest, task="tabular_regression", logger=["csv"], config="hydra").path
+
+
 def _start(project: Path, command: str, root: Path, *extra: str) -> subprocess.Popen:
     env = {**project_env(), "PYTHONPATH": str(project / "src")}
-    argv = [sys.executable, "-m", "exp", command, "--trainer.default_root_dir", str(root), *extra]
+    options = ["--trainer.default_root_dir", str(root), *extra]
+    if (project / "configs" / "config.yaml").is_file():  # a hydra project: Hydra's overrides
+        options = _as_overrides(options)
+    argv = [sys.executable, "-m", "exp", command, *options]
     return subprocess.Popen(
         argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def _as_overrides(options: list[str]) -> list[str]:
+    """``--a.b value`` pairs as ``a.b=value`` (a callback's under ``callbacks.``)."""
+    pairs = zip(options[::2], options[1::2], strict=True)
+    spelled = [(key[2:], value) for key, value in pairs]
+    return [
+        f"callbacks.{key}={value}" if key.startswith("checkpoint.") else f"{key}={value}"
+        for key, value in spelled
+    ]
 
 
 def _finish(process: subprocess.Popen) -> str:
@@ -67,9 +86,13 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+# The hydra project's sweep shares all but its entry point with the cli one's:
+# its kill-and-continue runs with the slow set (-m slow).
+@pytest.mark.parametrize("config", ["cli", pytest.param("hydra", marks=pytest.mark.slow)])
 def test_a_killed_sweep_continues_its_trial_to_the_weights_of_an_unbroken_fit(
-    project, tmp_path
+    config, request, tmp_path
 ) -> None:
+    project = request.getfixturevalue("project" if config == "cli" else "hydra_project")
     root = tmp_path / "runs"
     # last.ckpt every 50 steps: the kill comes in the middle of an epoch.
     every = ("--checkpoint.every_n_train_steps", "50")
@@ -101,8 +124,10 @@ def test_a_killed_sweep_continues_its_trial_to_the_weights_of_an_unbroken_fit(
 
     # The same trial, never killed: a fit with the values it was given.
     straight = tmp_path / "straight"
-    chosen = last.parents[2] / "trial.yaml"
-    _finish(_start(project, "fit", straight, *SLOW, *every, "--config", str(chosen)))
+    values = [
+        token for key, value in trials[1].params.items() for token in (f"--{key}", repr(value))
+    ]
+    _finish(_start(project, "fit", straight, *SLOW, *every, *values))
     unbroken = _weights(straight / "version_0" / "checkpoints" / "last.ckpt")
     continued = _weights(last)
     assert unbroken.keys() == continued.keys()
@@ -134,7 +159,8 @@ def test_the_pruner_stops_a_bad_trial_cleanly(project, tmp_path) -> None:
     assert torch.load(kept, weights_only=True)["epoch"] == 0  # stopped after epoch 0
 
 
-@pytest.mark.parametrize("attempt", [1, 2])  # twice: sharing must not depend on timing
+# Twice, to show sharing doesn't depend on timing: the second with the slow set.
+@pytest.mark.parametrize("attempt", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_two_workers_share_one_study_and_run_each_trial_once(project, tmp_path, attempt) -> None:
     root = tmp_path / "runs"
     args = ["--sweep.trials", "6", *QUIET, "--trainer.max_epochs", "1", "--data.num_samples", "256"]

@@ -188,6 +188,10 @@ def test_template_init_makes_a_repo_that_renders_and_updates(tmp_path) -> None:
     assert git(project, "status", "--porcelain") == ""
 
 
+# The team template's test renders the default project and runs its whole
+# suite (two minutes of CPU): the render suites run projects' suites in the
+# default run, so this one runs by hand with the slow set (-m slow).
+@pytest.mark.slow
 def test_template_init_test_passes(tmp_path) -> None:
     team = tmp_path / "team-template"
     assert invoke("template", "init", team).exit_code == 0

@@ -248,6 +248,39 @@ def test_loggers_go_from_one_to_several_and_back_keeping_edits(project) -> None:
     assert_clean_merge(project)
 
 
+def test_config_goes_to_hydra_and_back_keeping_edits(project) -> None:
+    data, model = project / "src/my_exp/data.py", project / "src/my_exp/model.py"
+    for path in (data, model):
+        path.write_text(path.read_text() + "\n# ours: kept across the config system\n")
+    commit_all(project, "edit the data and the network")
+
+    result = invoke("update", project, "-d", "config=hydra")
+    assert result.exit_code == 0, result.output
+    assert "dependency + hydra-core" in result.output
+    assert (project / "configs/config.yaml").is_file()
+    assert (project / "configs/model/default.yaml").is_file()
+    assert not (project / "configs/default.yaml").exists()
+    assert "import hydra" in (project / "src/my_exp/__main__.py").read_text()
+    assert answers(project)["config"] == "hydra"
+    for path in (data, model):
+        assert path.read_text().endswith("# ours: kept across the config system\n")
+    assert (project / MODULE).read_text().endswith(EDIT)
+    assert_clean_merge(project)
+    # The converted project composes its config with Hydra and trains (its own tests).
+    ran = run_project_tests(project, "tests/test_config.py")
+    assert ran.returncode == 0 and " passed" in ran.stdout, ran.stdout[-3000:] + ran.stderr
+
+    result = invoke("update", project, "-d", "config=cli")
+    assert result.exit_code == 0, result.output
+    assert (project / "configs/default.yaml").is_file()
+    assert not (project / "configs/config.yaml").exists()
+    assert not (project / "configs/model").exists()
+    assert "import hydra" not in (project / "src/my_exp/__main__.py").read_text()
+    for path in (data, model):
+        assert path.read_text().endswith("# ours: kept across the config system\n")
+    assert_clean_merge(project)
+
+
 # The logger question as releases before 0.2 asked it: one choice, or none.
 SINGLE_LOGGER = """logger:
   type: str

@@ -43,15 +43,15 @@ MODELS = {
 }
 
 
-def build(kind: str):
-    """The network and an in-memory dataset for ``kind`` (mlp or cnn)."""
+def build(kind: str, rows: int = 4096):
+    """The network and an in-memory dataset of ``rows`` for ``kind`` (mlp or cnn)."""
     import torch
     from torch import nn
 
     torch.manual_seed(0)
     if kind == "mlp":
         net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
-        x = torch.randn(4096, 32)
+        x = torch.randn(rows, 32)
     else:
         net = nn.Sequential(
             nn.Conv2d(3, 16, 3, padding=1),
@@ -63,19 +63,21 @@ def build(kind: str):
             nn.Flatten(),
             nn.Linear(32, 10),
         )
-        x = torch.randn(4096, 3, 32, 32)
-    y = torch.randint(10, (4096,))
+        x = torch.randn(rows, 3, 32, 32)
+    y = torch.randint(10, (rows,))
     return net, torch.utils.data.TensorDataset(x, y)
 
 
-def run_variant(variant: str, kind: str, steps: int, project: Path, workdir: Path) -> dict:
+def run_variant(
+    variant: str, kind: str, steps: int, project: Path, workdir: Path, rows: int = 4096
+) -> dict:
     """Train with one loop; return its median step time and peak memory."""
     import torch
     from torch import nn
     from torch.utils.data import DataLoader
 
     torch.set_num_threads(1)
-    net, dataset = build(kind)
+    net, dataset = build(kind, rows)
     loader = DataLoader(dataset, batch_size=64, shuffle=True)
     epochs = -(-steps // len(loader))
     stamps: list[float] = []
@@ -170,11 +172,12 @@ def main() -> None:
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--project", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, default=4096, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:  # a child process: one measurement, as JSON
         with tempfile.TemporaryDirectory() as workdir:
             result = run_variant(
-                args.variant, args.model, args.steps, Path(args.project), Path(workdir)
+                args.variant, args.model, args.steps, Path(args.project), Path(workdir), args.rows
             )
         print(json.dumps(result))
         return

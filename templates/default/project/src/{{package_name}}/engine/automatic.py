@@ -8,16 +8,24 @@ the optimizer runs the closure (LBFGS: several times), which runs
 hooks that see them. A batch that only accumulates gradients runs the closure
 itself. The strategy and the precision do their part through their methods:
 this file never names one.
+
+The module's hooks around the step that it doesn't override (``optimizer_step``,
+``optimizer_zero_grad``, ``backward``, ``configure_gradient_clipping``) have
+Lightning's defaults; their work is done here without calling them, and hooks
+nobody overrides are not called at all: every Python call in a step costs a
+few percent on a small model (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
+from . import gradients
 from .errors import NonFiniteLossError
+from .hooks import nothing
 from .optimizer import Closure, LightningOptimizer
 
 if TYPE_CHECKING:
@@ -36,6 +44,14 @@ class AutomaticOptimization:
         self.closure = Closure(self._forward_backward)
         self.optimizer = LightningOptimizer(trainer.optimizers[0], self._optimizer_step)
         self._finite: Any = True  # this window's losses were finite (see _note_finite)
+        self._on_cpu = trainer.device.type == "cpu"
+        # Which of the module's hooks around the step keep Lightning's default.
+        default = trainer.hooks.defaults
+        self._default_step = "optimizer_step" in default
+        self._default_zero_grad = "optimizer_zero_grad" in default
+        self._default_backward = "backward" in default
+        self._default_clip = {"configure_gradient_clipping", "clip_gradients"} <= default
+        self._clip = not self._default_clip or bool(trainer.config.gradient_clip_val)
 
     def run(self, batch: Any, batch_idx: int, stepping: bool) -> dict[str, Any]:
         """One batch; with ``stepping``, the optimizer step. Returns the step's outputs.
@@ -45,7 +61,11 @@ class AutomaticOptimization:
         trainer = self.trainer
         closure = self.closure.prepare(batch, batch_idx, stepping)
         if stepping:
-            trainer.hooks.optimizer_step(trainer.current_epoch, batch_idx, self.optimizer, closure)
+            if self._default_step:  # what the module's optimizer_step would do
+                self._optimizer_step(trainer.optimizers[0], closure)
+            else:
+                epoch = trainer.current_epoch
+                trainer.hooks.optimizer_step(epoch, batch_idx, self.optimizer, closure)
             closure.check_ran()
         else:
             closure()
@@ -71,17 +91,25 @@ class AutomaticOptimization:
             closure.outputs = outputs
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             if first and not strategy.owns_optimizer_step:  # DeepSpeed zeroes in its step
-                hooks.on_before_zero_grad(optimizer)
-                hooks.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
+                if hooks.on_before_zero_grad is not nothing:
+                    hooks.on_before_zero_grad(optimizer)
+                if self._default_zero_grad:
+                    optimizer.zero_grad()
+                else:
+                    hooks.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
             self._note_finite(loss, first)
             if accumulate > 1:
                 loss = loss / accumulate
-            hooks.on_before_backward(loss)
+            if hooks.on_before_backward is not nothing:
+                hooks.on_before_backward(loss)
             if strategy.owns_optimizer_step:
                 strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
+            elif self._default_backward:
+                trainer.precision.scale(loss).backward()
             else:
                 hooks.backward(trainer.precision.scale(loss))
-            hooks.on_after_backward()
+            if hooks.on_after_backward is not nothing:
+                hooks.on_after_backward()
         if closure.stepping:
             self._before_optimizer_step(optimizer, batch_idx)
         return loss
@@ -90,16 +118,24 @@ class AutomaticOptimization:
         """The window's losses were finite; true-sized, averaged gradients; hooks; clipping."""
         trainer = self.trainer
         hooks, cfg = trainer.hooks, trainer.config
-        self._check_finite(batch_idx)
+        # One device sync per optimizer step, not per micro-batch; a joint decision:
+        # with one rank's loss inf, every rank skips the step.
+        if trainer.strategy.any(not bool(self._finite)):
+            self._stop_non_finite(batch_idx)
         trainer.strategy.before_optimizer_step(optimizer)  # XLA averages the gradients
         if trainer.strategy.owns_optimizer_step:
             hooks.on_before_optimizer_step(optimizer)  # DeepSpeed clips in its step
             return
         trainer.precision.unscale_gradients(optimizer)
-        hooks.on_before_optimizer_step(optimizer)
-        hooks.configure_gradient_clipping(
-            optimizer, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
-        )
+        if hooks.on_before_optimizer_step is not nothing:
+            hooks.on_before_optimizer_step(optimizer)
+        if not self._clip:  # the default hook, with no clipping set: nothing to do
+            return
+        clip_val, algorithm = cfg.gradient_clip_val, cfg.gradient_clip_algorithm
+        if self._default_clip:
+            gradients.clip_gradients(trainer, optimizer, clip_val, algorithm)
+        else:
+            hooks.configure_gradient_clipping(optimizer, clip_val, algorithm)
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any) -> Any:
         """What ``optimizer.step(closure)`` does in ``optimizer_step``."""
@@ -117,18 +153,14 @@ class AutomaticOptimization:
         # Whether the window's losses are all finite, checked before its step. A
         # CPU value is read at once (a tensor isfinite costs ~30 µs a step there);
         # on an accelerator it stays a tensor, so the device syncs only at the check.
-        if self.trainer.device.type == "cpu":
+        if self._on_cpu:
             finite: Any = math.isfinite(loss.item())
         else:
             finite = torch.isfinite(loss.detach())
         self._finite = finite if first else self._finite & finite
 
-    def _check_finite(self, batch_idx: int) -> None:
-        # One device sync per optimizer step, not per micro-batch; a joint decision:
-        # with one rank's loss inf, every rank skips the step.
+    def _stop_non_finite(self, batch_idx: int) -> NoReturn:
         trainer = self.trainer
-        if not trainer.strategy.any(not bool(self._finite)):
-            return
         trainer.stopping_together = True
         raise NonFiniteLossError(
             f"the training loss is not finite at epoch {trainer.current_epoch}, "

@@ -193,12 +193,19 @@ class Hooks:
         for hook in HOOKS:
             if "monitoring" in hook.on:  # two calls: the Trainer collects metrics between
                 before, after = hook.on[:-1], ("monitoring",)
-                setattr(self, hook.name, self._chain(self.implementations(hook, before)))
-                setattr(
-                    self, f"{hook.name}_monitoring", self._chain(self.implementations(hook, after))
-                )
+                setattr(self, hook.name, self._chain(hook.name, self.implementations(hook, before)))
+                after_calls = self.implementations(hook, after)
+                setattr(self, f"{hook.name}_monitoring", self._chain(hook.name, after_calls))
             else:
-                setattr(self, hook.name, self._chain(self.implementations(hook)))
+                setattr(self, hook.name, self._chain(hook.name, self.implementations(hook)))
+        # The module's `always` hooks it leaves as they are (and clip_gradients,
+        # which configure_gradient_clipping's default calls): the loop does their
+        # default work without calling them (automatic.py).
+        self.defaults = frozenset(
+            name
+            for name in (*(hook.name for hook in HOOKS if hook.always), "clip_gradients")
+            if not overrides(module, name, Module)
+        )
         # No transfer hook overridden: the Trainer moves batches itself (fast path).
         self.transfers = any(getattr(self, name) is not nothing for name in TRANSFERS)
         if self.transfers:  # the ones not overridden do their default
@@ -208,8 +215,12 @@ class Hooks:
 
     def implementations(
         self, hook: Hook, receivers: tuple[str, ...] | None = None
-    ) -> list[Callable[..., Any]]:
-        """The bound implementations of ``hook`` (on ``receivers`` only), in call order."""
+    ) -> list[tuple[Callable[..., Any], bool]]:
+        """The bound implementations of ``hook`` (on ``receivers`` only), in call order.
+
+        Each comes with whether its result counts (the module's and the
+        DataModule's do; a callback's doesn't).
+        """
         name, found = hook.name, []
         for receiver in receivers or hook.on:
             if receiver == "datamodule|module":
@@ -217,14 +228,12 @@ class Hooks:
                 if owner is None or not overrides(owner, name, self._bases["datamodule"]):
                     owner = self._module
                 if overrides(owner, name, self._bases["module"]) or owner is self._datamodule:
-                    found.append(self._named(name, getattr(owner, name), result=True))
+                    found.append((getattr(owner, name), True))
             elif receiver in ("callbacks", "monitoring"):
                 last = receiver == "monitoring"
                 reorder = "monitoring" in hook.on
                 found += [
-                    self._named(
-                        name, functools.partial(getattr(cb, name), self._trainer, self._module)
-                    )
+                    (functools.partial(getattr(cb, name), self._trainer, self._module), False)
                     for cb in self._callbacks
                     if overrides(cb, name, Callback) and (not reorder or monitoring(cb) == last)
                 ]
@@ -232,11 +241,10 @@ class Hooks:
                 owner = self._module if receiver == "module" else self._datamodule
                 if owner is None:
                     continue
-                if overrides(owner, name, self._bases[receiver]):
-                    found.append(self._named(name, getattr(owner, name), result=True))
-                elif hook.always and receiver == "module":
-                    # The engine's own default (it logs nothing): called as it is, unwrapped.
-                    found.append(getattr(owner, name))
+                if overrides(owner, name, self._bases[receiver]) or (
+                    hook.always and receiver == "module"  # the engine's default does the work
+                ):
+                    found.append((getattr(owner, name), True))
         return found
 
     def prepare_data_once(self) -> None:
@@ -258,37 +266,30 @@ class Hooks:
 
     def of(self, name: str, receiver: str) -> Callable[..., Any]:
         """Hook ``name`` on one kind of receiver only (a restore interleaves them)."""
-        return self._chain(self.implementations(BY_NAME[name], (receiver,)))
+        return self._chain(name, self.implementations(BY_NAME[name], (receiver,)))
 
-    def _named(self, name: str, method: Callable[..., Any], result: bool = False) -> Callable:
-        """``method``, with ``metrics.hook`` naming it while it runs."""
-        metrics = self._trainer.metrics
+    def _chain(self, name: str, calls: list[tuple[Callable[..., Any], bool]]) -> Callable[..., Any]:
+        """One callable for ``calls``, with ``metrics.hook`` naming the hook while they run.
 
-        def call(*args: Any) -> Any:
-            outer, metrics.hook = metrics.hook, name
-            try:
-                value = method(*args)
-            finally:
-                metrics.hook = outer
-            return value if result else None
-
-        call.__wrapped__ = method  # type: ignore[attr-defined]
-        return call
-
-    @staticmethod
-    def _chain(calls: list[Callable[..., Any]]) -> Callable[..., Any]:
+        It returns the last non-None result of a call whose result counts.
+        """
         if not calls:
             return nothing
-        if len(calls) == 1:
-            return calls[0]
+        metrics = self._trainer.metrics
 
         def every(*args: Any) -> Any:
+            outer, metrics.hook = metrics.hook, name
             result = None
-            for call in calls:
-                value = call(*args)
-                result = value if value is not None else result
+            try:
+                for call, counts in calls:
+                    value = call(*args)
+                    if counts and value is not None:
+                        result = value
+            finally:
+                metrics.hook = outer
             return result
 
+        every.__name__ = every.__qualname__ = name
         return every
 
 

@@ -114,7 +114,7 @@ class LogEntry:
 
     def update(self, value: torch.Tensor, batch_size: int) -> None:
         self.weight += batch_size
-        if self.reduce_fx in ("mean", "sum") and value.device.type == "cpu":
+        if value.is_cpu and self.reduce_fx in ("mean", "sum"):
             # A CPU sum is kept in a Python float (float64): reading the value
             # is free there, and an in-place tensor add costs ~8 µs a step.
             number = value.item() * (batch_size if self.reduce_fx == "mean" else 1)

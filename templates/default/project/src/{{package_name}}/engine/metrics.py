@@ -68,6 +68,9 @@ class Metrics:
         # Epoch names -> the dataloader they were logged from (None: every one).
         self.loader_of: dict[str, int | None] = {}
         self._stages: dict[str, dict[tuple[str, str, int | None], LogEntry]] = {}
+        # Each distinct self.log call (stage, hook, dataloader, name, options) -> its
+        # entry: a call seen before in the stage's epoch skips the checks.
+        self._calls: dict[tuple[Any, ...], LogEntry] = {}
         self._batch: Any = None
         self._batch_size: int | None = None
         self.dataloader_idx: int | None = None  # None: the stage has one dataloader
@@ -80,6 +83,7 @@ class Metrics:
         for entries in self._stages.values():
             reset_metric_objects(entries.values())
         self._stages = {}
+        self._calls = {}
         self._eval_steps = {}
         self.callback_metrics.clear()
         self.progress_bar_metrics.clear()
@@ -93,6 +97,7 @@ class Metrics:
         self.fold_steps()
         self.stage = stage
         self._stages[stage] = {}
+        self._calls = {call: entry for call, entry in self._calls.items() if call[0] != stage}
         self.dataloader_idx = None
 
     def switch(self, stage: str) -> None:
@@ -134,6 +139,26 @@ class Metrics:
         detach: bool = True,
     ) -> None:
         """Record one value; see ``Module.log`` for the options."""
+        options = (prog_bar, logger, on_step, on_epoch, reduce_fx, add_dataloader_idx)
+        call = (self.stage, self.hook, self.dataloader_idx, name, sync_dist, options)
+        entry = self._calls.get(call)
+        if entry is None or not isinstance(value, torch.Tensor):
+            entry = self._checked_entry(name, value, options, sync_dist)
+            self._calls[call] = entry
+            if not isinstance(value, (torch.Tensor, numbers.Number)):
+                entry.metric = value  # a metric object (the checks refused anything else)
+                cache = getattr(value, "_forward_cache", None)  # what its forward() returned
+                entry.last = cache.detach() if isinstance(cache, torch.Tensor) else None
+                entry.fresh = True
+                entry.batch = self.batches
+                return
+        entry.batch = self.batches
+        self._log_value(entry, name, value, batch_size, detach)
+
+    def _checked_entry(
+        self, name: str, value: Any, options: tuple[Any, ...], sync_dist: bool
+    ) -> LogEntry:
+        """The entry a self.log call adds to, after Lightning's checks (made on first use)."""
         levels = LOGGING_HOOKS.get(self.hook)
         if levels is None:
             where = f"in {self.hook}" if self.hook else "outside the steps and epoch hooks"
@@ -141,11 +166,12 @@ class Metrics:
                 f"self.log({name!r}) is not allowed {where}, as in Lightning; log from a "
                 "step or an epoch hook, or call trainer.log_metrics() directly"
             )
+        prog_bar, logger, on_step, on_epoch, reduce_fx, add_dataloader_idx = options
         on_step = levels.on_step if on_step is None else on_step
         on_epoch = levels.on_epoch if on_epoch is None else on_epoch
+        options = (prog_bar, logger, on_step, on_epoch, reduce_fx, add_dataloader_idx)
         dataloader_idx = self.dataloader_idx if levels.per_batch else None
         key = (self.hook, name, dataloader_idx if add_dataloader_idx else None)
-        options = (prog_bar, logger, on_step, on_epoch, reduce_fx, add_dataloader_idx)
         number = isinstance(value, torch.Tensor) or isinstance(value, numbers.Number)
         if not number and not is_metric(value):
             use = "self.log_dict" if isinstance(value, dict) else "a number or a one-element tensor"
@@ -153,20 +179,14 @@ class Metrics:
                 f"self.log({name!r}) got a {type(value).__name__}, which can't be logged; "
                 f"use {use}, or a torchmetrics Metric"
             )
-        entry = self._entries.get(key)
+        entries = self._entries
+        entry = entries.get(key)
         if entry is None:
             entry = new_entry(self.hook, name, options, levels, sync_dist, dataloader_idx)
-            self._entries[key] = entry
+            entries[key] = entry
         elif entry.options != options or entry.dataloader_idx != dataloader_idx:
             refuse_changed(self.hook, name, entry, options, dataloader_idx)
-        entry.batch = self.batches
-        if number:
-            self._log_value(entry, name, value, batch_size, detach)
-        else:
-            entry.metric = value
-            cache = getattr(value, "_forward_cache", None)  # what its forward() returned
-            entry.last = cache.detach() if isinstance(cache, torch.Tensor) else None
-            entry.fresh = True
+        return entry
 
     def _log_value(
         self,
@@ -195,7 +215,9 @@ class Metrics:
             entry.fresh = True
         if entry.on_epoch:
             if batch_size is None and entry.reduce_fx == "mean":
-                batch_size = self._inferred_batch_size()
+                if self._batch_size is None:  # once per batch, and only if a value needs it
+                    self._batch_size = batch_size_of(self._batch)
+                batch_size = self._batch_size
             entry.update(value, batch_size or 1)
 
     def _synced_step(self, entry: LogEntry, value: torch.Tensor) -> torch.Tensor:
@@ -289,11 +311,6 @@ class Metrics:
                 logged[epoch] = value
         return logged
 
-    def _inferred_batch_size(self) -> int:
-        if self._batch_size is None:
-            self._batch_size = batch_size_of(self._batch)
-        return self._batch_size
-
 
 def batch_size_of(batch: Any) -> int:
     """The length of the first tensor found in the batch (1 if there is none)."""
@@ -303,6 +320,8 @@ def batch_size_of(batch: Any) -> int:
         batch = list(batch.values())
     if isinstance(batch, (list, tuple)):
         for item in batch:
+            if isinstance(item, torch.Tensor):  # the common case, without recursing
+                return item.shape[0] if item.ndim else 1
             size = batch_size_of(item)
             if size != 1 or isinstance(item, torch.Tensor):
                 return size

@@ -194,14 +194,15 @@ class Module(ModuleHooks, nn.Module):
         ``add_dataloader_idx=False``. ``metric_attribute`` is accepted for
         Lightning code and not needed here.
         """
-        if self.trainer is None:
+        trainer = self.trainer
+        if trainer is None:
             return  # called outside a Trainer (e.g. in a unit test): nothing to do
         if sync_dist_group is not None:
             raise ValueError(
                 f"self.log({name!r}, sync_dist_group=...): this engine syncs over every "
                 "process; drop sync_dist_group"
             )
-        self.trainer.metrics.log(
+        trainer.metrics.log(
             name,
             value,
             prog_bar=prog_bar,

@@ -80,17 +80,18 @@ class ProgressBar:
 
         ``metrics`` is called only when something is shown.
         """
-        if not self.showing:
-            return
-        if self.line is not None:
-            self.line.done, self.line.latest = batch_idx + 1, metrics
+        line = self.line
+        if line is not None:
+            line.done, line.latest = batch_idx + 1, metrics
+        elif self.bar is None:
+            return  # nothing shown
         interval = self.refresh_seconds if self.bar is not None else self.line_seconds
         if (now := time.monotonic()) - self._drawn < interval:
             return
         self._drawn = now
         values = metrics() if metrics else {}
-        if self.line is not None:
-            self.line.show(values)
+        if line is not None:
+            line.show(values)
             return
         self.bar.n = batch_idx + 1
         if values:

@@ -279,15 +279,15 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         return self._time_before + time.monotonic() - self._started
 
     def _fit_done(self) -> bool:
-        cfg = self.config
-        if 0 <= cfg.max_steps <= self.global_step:
+        cfg, loop = self.config, self.loop
+        if 0 <= cfg.max_steps <= loop.global_step:
             return True
         max_epochs = cfg.max_epochs
         if max_epochs is None:
             max_epochs = -1 if cfg.max_steps != -1 else 1000
-        if 0 <= max_epochs <= self.current_epoch:
+        if 0 <= max_epochs <= loop.epoch:
             return True
-        return self.should_stop and self.current_epoch >= cfg.min_epochs
+        return self.should_stop and loop.epoch >= cfg.min_epochs
 
     def _train_epoch(self, loader: DataLoader, val_loaders: list[Any]) -> None:
         """One epoch, from where a resume left off: batch, step, log, validate, stop."""
@@ -386,15 +386,20 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         Under manual optimization each ``optimizer.step()`` counted itself (and
         ran XLA's step), and ``training_step`` steps its schedulers.
         """
+        loop = self.loop
         if automatic:
             self.strategy.after_optimizer_step()  # XLA compiles and runs the traced step
-            self.loop.global_step += 1
-            optim.step_schedulers(self, "step")
-        self.loop.step_finished = True
-        self.loop.batches_stepped += 1
+            loop.global_step += 1
+            if self.lr_schedulers:
+                optim.step_schedulers(self, "step")
+        loop.step_finished = True
+        loop.batches_stepped += 1
         if self.module.loaded_from is not None:  # (nn.Module's setattr is slow: once)
             self.module.loaded_from = None  # its weights are now this fit's, not a checkpoint's
-        self._log_step()
+        # Logged every log_every_n_steps; Lightning logs the n-th step's values at step n - 1.
+        loop.logging_step = loop.batches_stepped % self.config.log_every_n_steps == 0
+        if loop.logging_step and self.loggers:
+            self.log_metrics(as_floats(self.metrics.collect_step()), step=loop.batches_stepped - 1)
         if self.max_seconds is not None:
             # max_time, checked after each step (Lightning's Timer); like
             # early stopping, it gives way to min_epochs.
@@ -430,13 +435,6 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         metrics = {**metrics, "epoch": float(metrics.get("epoch", self.current_epoch))}
         for logger in self.loggers:
             logger.log_metrics(metrics, self.loop.batches_stepped if step is None else step)
-
-    def _log_step(self) -> None:
-        # Lightning logs the n-th step's values at step n - 1.
-        loop = self.loop
-        logging = loop.logging_step = loop.batches_stepped % self.config.log_every_n_steps == 0
-        if logging and self.loggers:
-            self.log_metrics(as_floats(self.metrics.collect_step()), step=loop.batches_stepped - 1)
 
     def _bar_metrics(self) -> dict[str, float]:
         if not self.progress.showing:

@@ -51,7 +51,6 @@ class AutomaticOptimization:
         self._default_zero_grad = "optimizer_zero_grad" in default
         self._default_backward = "backward" in default
         self._default_clip = {"configure_gradient_clipping", "clip_gradients"} <= default
-        self._clip = not self._default_clip or bool(trainer.config.gradient_clip_val)
 
     def run(self, batch: Any, batch_idx: int, stepping: bool) -> dict[str, Any]:
         """One batch; with ``stepping``, the optimizer step. Returns the step's outputs.
@@ -129,9 +128,9 @@ class AutomaticOptimization:
         trainer.precision.unscale_gradients(optimizer)
         if hooks.on_before_optimizer_step is not nothing:
             hooks.on_before_optimizer_step(optimizer)
-        if not self._clip:  # the default hook, with no clipping set: nothing to do
-            return
         clip_val, algorithm = cfg.gradient_clip_val, cfg.gradient_clip_algorithm
+        if self._default_clip and not clip_val:  # the default hook, no clipping set
+            return
         if self._default_clip:
             gradients.clip_gradients(trainer, optimizer, clip_val, algorithm)
         else:

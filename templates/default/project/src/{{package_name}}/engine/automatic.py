@@ -129,12 +129,10 @@ class AutomaticOptimization:
         if hooks.on_before_optimizer_step is not nothing:
             hooks.on_before_optimizer_step(optimizer)
         clip_val, algorithm = cfg.gradient_clip_val, cfg.gradient_clip_algorithm
-        if self._default_clip and not clip_val:  # the default hook, no clipping set
-            return
-        if self._default_clip:
-            gradients.clip_gradients(trainer, optimizer, clip_val, algorithm)
-        else:
+        if not self._default_clip:
             hooks.configure_gradient_clipping(optimizer, clip_val, algorithm)
+        elif clip_val:  # the default hook clips only when a value is set
+            gradients.clip_gradients(trainer, optimizer, clip_val, algorithm)
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, closure: Any) -> Any:
         """What ``optimizer.step(closure)`` does in ``optimizer_step``."""

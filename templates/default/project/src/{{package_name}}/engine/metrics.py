@@ -145,15 +145,14 @@ class Metrics:
         if entry is None or not isinstance(value, torch.Tensor):
             entry = self._checked_entry(name, value, options, sync_dist)
             self._calls[call] = entry
-            if not isinstance(value, (torch.Tensor, numbers.Number)):
-                entry.metric = value  # a metric object (the checks refused anything else)
-                cache = getattr(value, "_forward_cache", None)  # what its forward() returned
-                entry.last = cache.detach() if isinstance(cache, torch.Tensor) else None
-                entry.fresh = True
-                entry.batch = self.batches
-                return
         entry.batch = self.batches
-        self._log_value(entry, name, value, batch_size, detach)
+        if isinstance(value, (torch.Tensor, numbers.Number)):
+            self._log_value(entry, name, value, batch_size, detach)
+        else:  # a metric object (the checks refused anything else)
+            entry.metric = value
+            cache = getattr(value, "_forward_cache", None)  # what its forward() returned
+            entry.last = cache.detach() if isinstance(cache, torch.Tensor) else None
+            entry.fresh = True
 
     def _checked_entry(
         self, name: str, value: Any, options: tuple[Any, ...], sync_dist: bool

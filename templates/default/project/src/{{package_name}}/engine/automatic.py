@@ -66,8 +66,9 @@ class AutomaticOptimization:
                 epoch = trainer.current_epoch
                 trainer.hooks.optimizer_step(epoch, batch_idx, self.optimizer, closure)
             closure.check_ran()
-        else:
-            closure()
+        else:  # only accumulates: the gradients stay on this process until the window steps
+            with trainer.strategy.no_sync(accumulating=True):
+                closure()
         outputs = closure.outputs
         return outputs if isinstance(outputs, dict) else {"loss": outputs}
 
@@ -81,34 +82,33 @@ class AutomaticOptimization:
         hooks, strategy, optimizer = trainer.hooks, trainer.strategy, trainer.optimizers[0]
         accumulate, batch_idx = trainer.config.accumulate_grad_batches, closure.batch_idx
         first = batch_idx % accumulate == 0  # a window's first batch
-        with strategy.no_sync(not closure.stepping):
-            metrics = trainer.metrics
-            outer, metrics.hook = metrics.hook, "training_step"
-            with trainer.precision.autocast():  # a no-op at full precision
-                outputs = trainer.steps.training_step(closure.batch, batch_idx)
-            metrics.hook = outer
-            closure.outputs = outputs
-            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-            if first and not strategy.owns_optimizer_step:  # DeepSpeed zeroes in its step
-                if hooks.on_before_zero_grad is not nothing:
-                    hooks.on_before_zero_grad(optimizer)
-                if self._default_zero_grad:
-                    optimizer.zero_grad()
-                else:
-                    hooks.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
-            self._note_finite(loss, first)
-            if accumulate > 1:
-                loss = loss / accumulate
-            if hooks.on_before_backward is not nothing:
-                hooks.on_before_backward(loss)
-            if strategy.owns_optimizer_step:
-                strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
-            elif self._default_backward:
-                trainer.precision.scale(loss).backward()
+        metrics = trainer.metrics
+        outer, metrics.hook = metrics.hook, "training_step"
+        with trainer.precision.autocast():  # a no-op at full precision
+            outputs = trainer.steps.training_step(closure.batch, batch_idx)
+        metrics.hook = outer
+        closure.outputs = outputs
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if first and not strategy.owns_optimizer_step:  # DeepSpeed zeroes in its step
+            if hooks.on_before_zero_grad is not nothing:
+                hooks.on_before_zero_grad(optimizer)
+            if self._default_zero_grad:
+                optimizer.zero_grad()
             else:
-                hooks.backward(trainer.precision.scale(loss))
-            if hooks.on_after_backward is not nothing:
-                hooks.on_after_backward()
+                hooks.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
+        self._note_finite(loss, first)
+        if accumulate > 1:
+            loss = loss / accumulate
+        if hooks.on_before_backward is not nothing:
+            hooks.on_before_backward(loss)
+        if strategy.owns_optimizer_step:
+            strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
+        elif self._default_backward:
+            trainer.precision.scale(loss).backward()
+        else:
+            hooks.backward(trainer.precision.scale(loss))
+        if hooks.on_after_backward is not nothing:
+            hooks.on_after_backward()
         if closure.stepping:
             self._before_optimizer_step(optimizer, batch_idx)
         return loss

@@ -91,16 +91,26 @@ def save(checkpoint: dict[str, Any], path: str | Path) -> None:
 
 def serialize(checkpoint: dict[str, Any], file: IO[bytes]) -> None:
     """Serialize into ``file`` and force the bytes to disk (the one place bytes are written)."""
-    torch.save(checkpoint, file)
+    try:
+        torch.save(checkpoint, file)
+    except RuntimeError as error:
+        # torch's zip writer reports a failed write (a full disk, a file-size
+        # limit) as a RuntimeError raised around the OSError: raise the OSError.
+        if isinstance(error.__context__, OSError):
+            raise error.__context__ from None
+        raise
     file.flush()
     os.fsync(file.fileno())
 
 
 def write_error(path: str | Path, error: OSError) -> CheckpointError:
     """One line for a failed write: the cause, the file, and what is still there."""
+    if os.path.lexists(path):
+        kept = "it was not replaced (an earlier version there is intact)"
+    else:
+        kept = "nothing was written there"
     return CheckpointError(
-        f"{cause(error)} while writing {str(path)!r}; it was not replaced (an earlier version "
-        "there is intact): free some space, or write elsewhere"
+        f"{cause(error)} while writing {str(path)!r}; {kept}: free some space, or write elsewhere"
     )
 
 

@@ -16,8 +16,12 @@ names the value and the fix::
 
 from __future__ import annotations
 
+import errno
+import functools
 import math
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 
 class UsageError(Exception):
@@ -46,6 +50,35 @@ class NonFiniteLossError(UsageError):
 def cause(error: OSError) -> str:
     """An OS error in words: ``no space left on device``, ``read-only file system``, ..."""
     return os.strerror(error.errno).lower() if error.errno else str(error)
+
+
+# A file system that takes no more: full, over quota, read-only, or a file-size limit.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def disk_errors_in_one_line(command: F) -> F:
+    """``command`` with a write the file system refused raised as one ``UsageError`` line.
+
+    Checkpoints, predictions and the CSV logger say which file they were
+    writing; this catches the other writes (the run folder's files, the other
+    loggers', plots), where the error often doesn't name its file.
+    """
+
+    @functools.wraps(command)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            where = f" while writing {str(error.filename)!r}" if error.filename else ""
+            raise UsageError(
+                f"{cause(error)}{where}: free some space, or write elsewhere "
+                "(--trainer.default_root_dir)"
+            ) from error
+
+    return guarded  # type: ignore[return-value]
 
 
 def check_range(section: str, low: float, high: float = math.inf, **values: float) -> None:

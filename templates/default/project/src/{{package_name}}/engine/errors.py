@@ -73,9 +73,10 @@ def disk_errors_in_one_line(command: F) -> F:
             if error.errno not in DISK_FULL:
                 raise
             where = f" while writing {str(error.filename)!r}" if error.filename else ""
+            fix = "write elsewhere" if error.errno == errno.EROFS else "free some space"
             raise UsageError(
-                f"{cause(error)}{where}: free some space, or write elsewhere "
-                "(--trainer.default_root_dir)"
+                f"{cause(error)}{where}: {fix} (the run's files go under "
+                "--trainer.default_root_dir)"
             ) from error
 
     return guarded  # type: ignore[return-value]

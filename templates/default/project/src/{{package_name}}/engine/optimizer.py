@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 from .errors import UsageError
 from .optim import short
@@ -124,6 +125,46 @@ class LightningOptimizer:
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add parameters to the wrapped optimizer."""
         self._optimizer.add_param_group(param_group)
+
+
+def run_step(optimizer: torch.optim.Optimizer, closure: Callable[[], Any]) -> Any:
+    """``optimizer.step(closure=closure)``, in fewer calls where that is the same work.
+
+    Every torch.optim optimizer but LBFGS begins its ``step`` by running the
+    closure once, and then only returns its loss. When no step hook is
+    registered to see the call, the closure runs first and ``step()`` after:
+    a few percent of a small model's step (docs/benchmarks.md). Any other
+    optimizer (LBFGS, a ``step`` of your own) gets the closure.
+    """
+    kind = type(optimizer)
+    first = _closure_first.get(kind)
+    if first is None:  # once per class: which class's step it runs (a subclass may keep torch's)
+        owner = next((c for c in kind.__mro__ if "step" in vars(c)), None)
+        first = _closure_first[kind] = owner in _CLOSURE_FIRST
+    if first and not (
+        optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+        or _GLOBAL_STEP_HOOKS[0]
+        or _GLOBAL_STEP_HOOKS[1]
+    ):
+        loss = closure()
+        optimizer.step()
+        return loss
+    return optimizer.step(closure=closure)
+
+
+# torch.optim's optimizers whose step() runs the closure first, once, checked
+# against torch's source (a torch version without one leaves it out), and the
+# hooks every optimizer's step() calls (a torch without them: always the closure).
+_CLOSURE_FIRST = {
+    getattr(torch.optim, name, None)
+    for name in "SGD Adam AdamW Adagrad Adadelta Adamax ASGD NAdam RAdam RMSprop Rprop "
+    "SparseAdam Adafactor Muon".split()
+} - {None}
+_closure_first: dict[type, bool] = {}
+_GLOBAL_STEP_HOOKS = [
+    getattr(torch_optimizer, f"_global_optimizer_{when}_hooks", [None]) for when in ("pre", "post")
+]
 
 
 def _nothing() -> None:

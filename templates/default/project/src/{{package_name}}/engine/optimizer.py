@@ -133,7 +133,7 @@ def run_step(optimizer: torch.optim.Optimizer, closure: Callable[[], Any]) -> An
     Every torch.optim optimizer but LBFGS begins its ``step`` by running the
     closure once, and then only returns its loss. When no step hook is
     registered to see the call, the closure runs first and ``step()`` after:
-    a few percent of a small model's step (docs/benchmarks.md). Any other
+    about 1.5% of a small model's step (docs/benchmarks.md). Any other
     optimizer (LBFGS, a ``step`` of your own) gets the closure.
     """
     kind = type(optimizer)

@@ -19,8 +19,12 @@ progress lines (one every 30 s and one per epoch) instead of redrawing a
 bar; Lightning's tqdm bar still redraws into the pipe.
 
 Per-step time is the median gap between consecutive step ends, after warm-up,
-so setup and teardown don't count; each loop runs --repeats times and the best
-median is kept. Ratios are taken within this one run, on this machine.
+so setup and teardown don't count. Each repeat runs the three loops back to
+back (raw, ours, lightning), so a machine that slows down during the run slows
+the loops of one repeat alike; a loop's "vs raw" is the median, over the
+repeats, of its step time over that repeat's raw step time, and the range of
+those ratios is shown beside it. Ratios are taken within this one run, on this
+machine.
 """
 
 from __future__ import annotations
@@ -68,6 +72,23 @@ def build(kind: str, rows: int = 4096):
     return net, torch.utils.data.TensorDataset(x, y)
 
 
+def training_step(self, batch, batch_idx):
+    """The benchmarked module's step (ours and Lightning's): the loss, logged every step."""
+    from torch import nn
+
+    x, y = batch
+    loss = nn.functional.cross_entropy(self.net(x), y)
+    self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+    return loss
+
+
+def configure_optimizers(self):
+    """Plain SGD, as the raw loop's."""
+    import torch
+
+    return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
 def run_variant(
     variant: str, kind: str, steps: int, project: Path, workdir: Path, rows: int = 4096
 ) -> dict:
@@ -81,15 +102,6 @@ def run_variant(
     loader = DataLoader(dataset, batch_size=64, shuffle=True)
     epochs = -(-steps // len(loader))
     stamps: list[float] = []
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = nn.functional.cross_entropy(self.net(x), y)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
 
     if variant == "raw":
         optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
@@ -164,6 +176,14 @@ def run_variant(
     }
 
 
+def measure(variant: str, kind: str, steps: int, project: Path, env: dict) -> dict:
+    """One loop's run in a fresh process: its median step time and peak memory."""
+    command = [sys.executable, __file__, "--variant", variant, "--model", kind]
+    command += ["--steps", str(steps), "--project", str(project)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     """Measure every loop on every model and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -192,50 +212,23 @@ def main() -> None:
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         rows = []
         for label, kind in MODELS.items():
-            # The repeats interleave the loops (raw, ours, lightning, raw, ...), so a
-            # machine that slows down during the run slows every loop alike.
             runs: dict[str, list[dict]] = {"raw": [], "ours": [], "lightning": []}
             for _ in range(args.repeats):
                 for variant, measured in runs.items():
-                    out = (
-                        subprocess.run(
-                            [
-                                sys.executable,
-                                __file__,
-                                "--variant",
-                                variant,
-                                "--model",
-                                kind,
-                                "--steps",
-                                str(args.steps),
-                                "--project",
-                                str(project),
-                            ],
-                            capture_output=True,
-                            text=True,
-                            check=True,
-                            env=env,
-                        )
-                        .stdout.strip()
-                        .splitlines()[-1]
-                    )
-                    measured.append(json.loads(out))
-            results = {
-                variant: {
-                    "step_us": min(r["step_us"] for r in measured),
-                    "peak_rss_mb": min(r["peak_rss_mb"] for r in measured),
-                }
-                for variant, measured in runs.items()
-            }
-            raw = results["raw"]["step_us"]
-            for variant, result in results.items():
+                    measured.append(measure(variant, kind, args.steps, project, env))
+            raws = [r["step_us"] for r in runs["raw"]]
+            for variant, measured in runs.items():
+                # Each repeat's loop against the raw loop of the same repeat.
+                ratios = [r["step_us"] / raw - 1 for r, raw in zip(measured, raws, strict=True)]
+                step = statistics.median(r["step_us"] for r in measured)
+                memory = statistics.median(r["peak_rss_mb"] for r in measured)
                 rows.append(
-                    f"| {label} | {variant} | {result['step_us']:.0f} | "
-                    f"{result['step_us'] / raw - 1:+.1%} | {result['peak_rss_mb']:.0f} |"
+                    f"| {label} | {variant} | {step:.0f} | {statistics.median(ratios):+.1%} | "
+                    f"{min(ratios):+.1%} to {max(ratios):+.1%} | {memory:.0f} |"
                 )
-    print(f"steps: {args.steps}, best of {args.repeats} runs, torch threads: 1\n")
-    print("| model | loop | median step (µs) | vs raw | peak RSS (MB) |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"steps: {args.steps}, {args.repeats} repeats, torch threads: 1\n")
+    print("| model | loop | median step (µs) | vs raw | range over repeats | peak RSS (MB) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 
 

@@ -1,0 +1,177 @@
+"""The generated loop against a raw loop, interleaved in one process, block by block.
+
+    python benchmarks/interleaved.py                 # tiny MLP, 7 runs
+    python benchmarks/interleaved.py --runs 15 --model cnn
+
+overhead.py runs each loop in its own process, one after another; on a shared
+machine the speed changes between processes (on this project's 2-core VM the
+same raw loop measured anywhere from 470 to 1,097 µs a step in eight runs in
+a row), and a single overhead.py run moves by as much as the 10% it is meant to
+resolve. This benchmark takes the machine's drift out: one process trains the
+model with the generated Trainer (overhead.py's "ours" set-up: self.log every
+step, the progress bar, the CSV logger, ModelCheckpoint, LearningRateMonitor)
+and, after every ``--block`` of its steps, runs as many raw steps (forward,
+backward, step, zero_grad) on a copy of the model with its own loader and
+optimizer. Both are timed per step, as the gap between consecutive step ends;
+the raw block's time is left out of the generated loop's gaps.
+
+A run reports the median generated step over the median raw step; each run is
+a fresh process, and the table gives the median over ``--runs`` and the range.
+What this does not see: anything that differs between two processes (import
+state, memory layout), which overhead.py does see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from overhead import (  # noqa: E402  (the same models, data and module)
+    ROOT,
+    build,
+    configure_optimizers,
+    training_step,
+)
+
+
+def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
+    """One process's measurement: median generated and raw step times (µs), after warm-up."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    sys.path.insert(0, str(project / "src"))
+    from bench_exp.engine.callbacks import LearningRateMonitor, ModelCheckpoint
+    from bench_exp.engine.module import DataModule, Module
+    from bench_exp.engine.trainer import Trainer
+
+    torch.set_num_threads(1)
+    net, dataset = build(kind)
+    twin = copy.deepcopy(net)
+    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.01)
+    loader = DataLoader(dataset, batch_size=64, shuffle=True)
+    twin_loader = DataLoader(dataset, batch_size=64, shuffle=True)
+    twin_batches = iter(twin_loader)
+    ours: list[float] = []
+    raw: list[float] = []
+
+    def raw_block() -> None:
+        nonlocal twin_batches
+        previous = time.perf_counter()
+        for _ in range(block):
+            try:
+                x, y = next(twin_batches)
+            except StopIteration:
+                twin_batches = iter(twin_loader)
+                x, y = next(twin_batches)
+            loss = nn.functional.cross_entropy(twin(x), y)
+            loss.backward()
+            twin_optimizer.step()
+            twin_optimizer.zero_grad(set_to_none=True)
+            now = time.perf_counter()
+            raw.append(now - previous)
+            previous = now
+
+    class Ours(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        training_step, configure_optimizers = training_step, configure_optimizers
+
+    class Interleave:
+        """Times the generated steps; every ``block`` of them, a block of raw steps."""
+
+        def __init__(self) -> None:
+            self.last: float | None = None
+            self.count = 0
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            now = time.perf_counter()
+            if self.last is not None:
+                ours.append(now - self.last)
+            self.count += 1
+            if self.count % block == 0:
+                raw_block()
+                self.last = None  # the next gap would include the raw block
+            else:
+                self.last = time.perf_counter()
+
+    data = DataModule()
+    data.train_dataloader = lambda: loader
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = Trainer(
+            accelerator="cpu",
+            max_steps=steps,
+            max_epochs=-(-steps // len(loader)),
+            default_root_dir=workdir,
+            enable_model_summary=False,
+            callbacks=[LearningRateMonitor(), ModelCheckpoint(), Interleave()],
+        )
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.fit(Ours(), data)
+    warm_up = 50
+    ours_us = statistics.median(ours[warm_up:]) * 1e6
+    raw_us = statistics.median(raw[warm_up:]) * 1e6
+    return {"ours_us": ours_us, "raw_us": raw_us}
+
+
+def main() -> None:
+    """Run ``--runs`` processes and print the median ratio and its range."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--project", help="a rendered project (default: render one)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_once(args.model, args.steps, args.block, Path(args.project))))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = args.project
+        if project is None:
+            sys.path.insert(0, str(ROOT))
+            from scaffold.new import create
+
+            project = create(
+                Path(tmp) / "bench-exp", data={"logger": "csv"}, defaults=True, use_git=False
+            ).path
+        command = [sys.executable, __file__, "--child", "--model", args.model]
+        command += ["--steps", str(args.steps), "--block", str(args.block)]
+        command += ["--project", str(project)]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        results = []
+        for _ in range(args.runs):
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    ratios = [r["ours_us"] / r["raw_us"] - 1 for r in results]
+    print(
+        f"{args.model}: {args.runs} runs of {args.steps} steps, {args.block}-step blocks, "
+        "torch threads: 1\n"
+    )
+    print("| loop | median step (µs) | vs raw, median of runs | range over runs |")
+    print("| --- | --- | --- | --- |")
+    print(f"| raw | {statistics.median(r['raw_us'] for r in results):.0f} | | |")
+    print(
+        f"| ours | {statistics.median(r['ours_us'] for r in results):.0f} | "
+        f"{statistics.median(ratios):+.1%} | {min(ratios):+.1%} to {max(ratios):+.1%} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

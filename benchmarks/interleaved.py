@@ -38,12 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import (  # noqa: E402  (the same models, data and module)
-    ROOT,
-    build,
-    configure_optimizers,
-    training_step,
-)
+from overhead import build, fit_ours, render_project  # noqa: E402  (the same set-up)
 
 
 def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
@@ -51,11 +46,6 @@ def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
     import torch
     from torch import nn
     from torch.utils.data import DataLoader
-
-    sys.path.insert(0, str(project / "src"))
-    from bench_exp.engine.callbacks import LearningRateMonitor, ModelCheckpoint
-    from bench_exp.engine.module import DataModule, Module
-    from bench_exp.engine.trainer import Trainer
 
     torch.set_num_threads(1)
     net, dataset = build(kind)
@@ -84,13 +74,6 @@ def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
             raw.append(now - previous)
             previous = now
 
-    class Ours(Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        training_step, configure_optimizers = training_step, configure_optimizers
-
     class Interleave:
         """Times the generated steps; every ``block`` of them, a block of raw steps."""
 
@@ -109,19 +92,8 @@ def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
             else:
                 self.last = time.perf_counter()
 
-    data = DataModule()
-    data.train_dataloader = lambda: loader
-    with tempfile.TemporaryDirectory() as workdir:
-        trainer = Trainer(
-            accelerator="cpu",
-            max_steps=steps,
-            max_epochs=-(-steps // len(loader)),
-            default_root_dir=workdir,
-            enable_model_summary=False,
-            callbacks=[LearningRateMonitor(), ModelCheckpoint(), Interleave()],
-        )
-        with contextlib.redirect_stdout(io.StringIO()):
-            trainer.fit(Ours(), data)
+    with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(io.StringIO()):
+        fit_ours(project, net, loader, steps, Path(workdir), Interleave())
     warm_up = 50
     ours_us = statistics.median(ours[warm_up:]) * 1e6
     raw_us = statistics.median(raw[warm_up:]) * 1e6
@@ -143,14 +115,7 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as tmp:
-        project = args.project
-        if project is None:
-            sys.path.insert(0, str(ROOT))
-            from scaffold.new import create
-
-            project = create(
-                Path(tmp) / "bench-exp", data={"logger": "csv"}, defaults=True, use_git=False
-            ).path
+        project = args.project or render_project(Path(tmp))
         command = [sys.executable, __file__, "--child", "--model", args.model]
         command += ["--steps", str(args.steps), "--block", str(args.block)]
         command += ["--project", str(project)]

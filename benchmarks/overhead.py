@@ -89,6 +89,45 @@ def configure_optimizers(self):
     return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
+def fit_ours(project: Path, net, loader, steps: int, workdir: Path, timer) -> None:
+    """Train ``net`` with the generated Trainer, everything a user gets on.
+
+    self.log every step (training_step above), the progress bar, the CSV logger,
+    ModelCheckpoint and LearningRateMonitor; ``timer`` is one more callback, the
+    benchmark's, called at each step's end.
+    """
+    sys.path.insert(0, str(project / "src"))
+    from bench_exp.engine.callbacks import LearningRateMonitor, ModelCheckpoint
+    from bench_exp.engine.module import DataModule, Module
+    from bench_exp.engine.trainer import Trainer
+
+    class Ours(Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+    Ours.training_step, Ours.configure_optimizers = training_step, configure_optimizers
+    data = DataModule()
+    data.train_dataloader = lambda: loader
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        max_epochs=-(-steps // len(loader)),
+        default_root_dir=str(workdir),
+        enable_model_summary=False,
+        callbacks=[LearningRateMonitor(), ModelCheckpoint(), timer],
+    )
+    trainer.fit(Ours(), data)
+
+
+def render_project(folder: Path) -> Path:
+    """A default project with the CSV logger, rendered by scaffold into ``folder``."""
+    sys.path.insert(0, str(ROOT))
+    from scaffold.new import create
+
+    return create(folder / "bench-exp", data={"logger": "csv"}, defaults=True, use_git=False).path
+
+
 def run_variant(
     variant: str, kind: str, steps: int, project: Path, workdir: Path, rows: int = 4096
 ) -> dict:
@@ -117,33 +156,12 @@ def run_variant(
                 if done == steps:
                     break
     elif variant == "ours":
-        sys.path.insert(0, str(project / "src"))
-        from bench_exp.engine.callbacks import LearningRateMonitor, ModelCheckpoint
-        from bench_exp.engine.module import DataModule, Module
-        from bench_exp.engine.trainer import Trainer
-
-        class Ours(Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-
-        Ours.training_step, Ours.configure_optimizers = training_step, configure_optimizers
 
         class Stamp:
             def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
                 stamps.append(time.perf_counter())
 
-        data = DataModule()
-        data.train_dataloader = lambda: loader
-        trainer = Trainer(
-            accelerator="cpu",
-            max_steps=steps,
-            max_epochs=epochs,
-            default_root_dir=str(workdir),
-            enable_model_summary=False,
-            callbacks=[LearningRateMonitor(), ModelCheckpoint(), Stamp()],
-        )
-        trainer.fit(Ours(), data)
+        fit_ours(project, net, loader, steps, workdir, Stamp())
     else:
         import pytorch_lightning as pl
 
@@ -202,13 +220,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    sys.path.insert(0, str(ROOT))
-    from scaffold.new import create
-
     with tempfile.TemporaryDirectory() as tmp:
-        project = create(
-            Path(tmp) / "bench-exp", data={"logger": "csv"}, defaults=True, use_git=False
-        ).path
+        project = render_project(Path(tmp))
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         rows = []
         for label, kind in MODELS.items():

@@ -19,6 +19,11 @@ A run reports the median generated step over the median raw step; each run is
 a fresh process, and the table gives the median over ``--runs`` and the range.
 What this does not see: anything that differs between two processes (import
 state, memory layout), which overhead.py does see.
+
+``--without log,callbacks,logger,bar`` leaves those out of the generated
+loop, to measure what each costs. ``--calibrate`` replaces the Trainer's epoch
+with the raw loop's four calls, timed by the same callback: both sides then do
+the same work, and the figure is the instrument's own bias (it should read 0).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import build, fit_ours, render_project  # noqa: E402  (the same set-up)
+from overhead import FEATURES, build, fit_ours, render_project  # noqa: E402  (the same set-up)
 
 
-def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
+def run_once(
+    kind: str, steps: int, block: int, project: Path, without: frozenset, calibrate: bool
+) -> dict:
     """One process's measurement: median generated and raw step times (µs), after warm-up."""
     import torch
     from torch import nn
@@ -92,8 +99,27 @@ def run_once(kind: str, steps: int, block: int, project: Path) -> dict:
             else:
                 self.last = time.perf_counter()
 
+    timer = Interleave()
+    if calibrate:
+        sys.path.insert(0, str(project / "src"))
+        from bench_exp.engine.trainer import Trainer
+
+        def raw_epoch(trainer, loader, val_loaders) -> None:
+            """The Trainer's epoch replaced by the raw loop, timed by the same callback."""
+            net, optimizer = trainer.module.net, trainer.optimizers[0]
+            for batch_idx, (x, y) in enumerate(loader):
+                loss = nn.functional.cross_entropy(net(x), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                trainer.loop.global_step += 1
+                timer.on_train_batch_end(trainer, trainer.module, None, None, batch_idx)
+                if trainer.loop.global_step == steps:
+                    return
+
+        Trainer._train_epoch = raw_epoch
     with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(io.StringIO()):
-        fit_ours(project, net, loader, steps, Path(workdir), Interleave())
+        fit_ours(project, net, loader, steps, Path(workdir), timer, without)
     warm_up = 50
     ours_us = statistics.median(ours[warm_up:]) * 1e6
     raw_us = statistics.median(raw[warm_up:]) * 1e6
@@ -108,26 +134,41 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=100)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--project", help="a rendered project (default: render one)")
+    parser.add_argument(
+        "--without", default="", help=f"leave these out (comma-separated): {', '.join(FEATURES)}"
+    )
+    parser.add_argument(
+        "--calibrate", action="store_true", help="raw against raw: the instrument's own bias"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    without = frozenset(filter(None, args.without.split(",")))
+    if without - set(FEATURES):
+        parser.error(f"--without takes {', '.join(FEATURES)}; got {args.without}")
     if args.child:
-        print(json.dumps(run_once(args.model, args.steps, args.block, Path(args.project))))
+        result = run_once(
+            args.model, args.steps, args.block, Path(args.project), without, args.calibrate
+        )
+        print(json.dumps(result))
         return
 
     with tempfile.TemporaryDirectory() as tmp:
         project = args.project or render_project(Path(tmp))
         command = [sys.executable, __file__, "--child", "--model", args.model]
         command += ["--steps", str(args.steps), "--block", str(args.block)]
-        command += ["--project", str(project)]
+        command += ["--project", str(project), "--without", args.without]
+        command += ["--calibrate"] if args.calibrate else []
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         results = []
         for _ in range(args.runs):
             done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     ratios = [r["ours_us"] / r["raw_us"] - 1 for r in results]
+    what = "calibration (raw against raw)" if args.calibrate else "everything on"
+    what = f"without {', '.join(sorted(without))}" if without else what
     print(
-        f"{args.model}: {args.runs} runs of {args.steps} steps, {args.block}-step blocks, "
-        "torch threads: 1\n"
+        f"{args.model}, {what}: {args.runs} runs of {args.steps} steps, "
+        f"{args.block}-step blocks, torch threads: 1\n"
     )
     print("| loop | median step (µs) | vs raw, median of runs | range over runs |")
     print("| --- | --- | --- | --- |")

@@ -89,12 +89,27 @@ def configure_optimizers(self):
     return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
-def fit_ours(project: Path, net, loader, steps: int, workdir: Path, timer) -> None:
+def training_step_unlogged(self, batch, batch_idx):
+    """training_step without its self.log call (interleaved.py's ``--without log``)."""
+    from torch import nn
+
+    x, y = batch
+    return nn.functional.cross_entropy(self.net(x), y)
+
+
+# What fit_ours can leave out: interleaved.py's --without.
+FEATURES = ("log", "callbacks", "logger", "bar")
+
+
+def fit_ours(
+    project: Path, net, loader, steps: int, workdir: Path, timer, without: frozenset = frozenset()
+) -> None:
     """Train ``net`` with the generated Trainer, everything a user gets on.
 
     self.log every step (training_step above), the progress bar, the CSV logger,
     ModelCheckpoint and LearningRateMonitor; ``timer`` is one more callback, the
-    benchmark's, called at each step's end.
+    benchmark's, called at each step's end. ``without`` names FEATURES to leave
+    out, to measure what each costs.
     """
     sys.path.insert(0, str(project / "src"))
     from bench_exp.engine.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -106,16 +121,20 @@ def fit_ours(project: Path, net, loader, steps: int, workdir: Path, timer) -> No
             super().__init__()
             self.net = net
 
-    Ours.training_step, Ours.configure_optimizers = training_step, configure_optimizers
+    Ours.training_step = training_step_unlogged if "log" in without else training_step
+    Ours.configure_optimizers = configure_optimizers
     data = DataModule()
     data.train_dataloader = lambda: loader
+    callbacks = [] if "callbacks" in without else [LearningRateMonitor(), ModelCheckpoint()]
     trainer = Trainer(
         accelerator="cpu",
         max_steps=steps,
         max_epochs=-(-steps // len(loader)),
         default_root_dir=str(workdir),
         enable_model_summary=False,
-        callbacks=[LearningRateMonitor(), ModelCheckpoint(), timer],
+        callbacks=[*callbacks, timer],
+        logger="logger" not in without,
+        enable_progress_bar="bar" not in without,
     )
     trainer.fit(Ours(), data)
 

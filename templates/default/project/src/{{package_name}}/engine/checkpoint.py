@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import secrets
 import shutil
 import zipfile
@@ -94,13 +95,37 @@ def serialize(checkpoint: dict[str, Any], file: IO[bytes]) -> None:
     try:
         torch.save(checkpoint, file)
     except RuntimeError as error:
-        # torch's zip writer reports a failed write (a full disk, a file-size
-        # limit) as a RuntimeError raised around the OSError: raise the OSError.
-        if isinstance(error.__context__, OSError):
-            raise error.__context__ from None
+        if (cause := failed_write(error)) is not None:
+            raise cause from None
         raise
     file.flush()
     os.fsync(file.fileno())
+
+
+def failed_write(error: BaseException) -> OSError | None:
+    """The file system's error behind ``error``, if a write failed; else None.
+
+    torch's zip writer reports a failed write (a full disk, a file-size limit)
+    as a RuntimeError raised around the OSError, which is its context. Through
+    a wrapped stream (torch.distributed.checkpoint's) the OSError is lost and
+    only the writer's words remain: the cause is then those words.
+    """
+    if isinstance(error, OSError):
+        return error
+    if not isinstance(error, RuntimeError):
+        return None
+    if isinstance(error.__context__, OSError):
+        return error.__context__
+    if found := _WRITER_FAILED.search(str(error)):
+        return OSError(f"the file system refused a write (torch: {found.group(1)})")
+    return None
+
+
+# torch's zip writer, when a write fails: "[enforce fail at inline_container.cc:N] .
+# unexpected pos 704 vs 598", or "... failed writing file data/0: file write failed".
+_WRITER_FAILED = re.compile(
+    r"inline_container\.cc:\d+\] \. (unexpected pos .*|.*file write failed)"
+)
 
 
 def write_error(path: str | Path, error: OSError) -> CheckpointError:

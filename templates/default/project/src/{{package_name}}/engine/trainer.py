@@ -259,7 +259,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
             # One rank failed on its own: the others are not at this point, so
             # a checkpoint (a collective operation) would wait forever.
             print(f"rank {self.strategy.rank}: {type(error).__name__}; no checkpoint saved")
-        self._close_run(status)
+        self._close_run(status, error=error)
 
     def _begin(self, stage: str, model: Module, datamodule: DataModule | None) -> Module:
         """Lightning's set-up order, then the module on its device; returns it attached."""

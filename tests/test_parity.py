@@ -7,6 +7,9 @@ metrics, and the final weights. Then, with a validation metric that goes up and
 down: which epochs ModelCheckpoint(save_top_k=2) keeps (mode min and max), the
 epoch EarlyStopping stops at (patience, min_delta), and the learning rate
 ReduceLROnPlateau gives each epoch, with the weights still equal to 1e-6.
+Last, with dropout and plain shuffling loaders (torch's global generator): the
+same numbers under the sanity check, val_check_interval and overfit_batches,
+and the same top-k checkpoints when validation doesn't end every epoch.
 pytorch-lightning is a dev dependency of this repository only.
 """
 
@@ -290,3 +293,165 @@ def test_reduce_lr_on_plateau_gives_the_same_rates_as_lightning(
     assert len(set(theirs.lrs)) > 2, theirs.lrs  # the rate dropped more than once
     assert ours.lrs == pytest.approx(theirs.lrs, abs=1e-12)
     assert ours.optimizer.param_groups[0]["lr"] == theirs.optimizer.param_groups[0]["lr"]
+
+
+# ---------------------------------------------------------------- the global random stream
+#
+# A plain DataLoader(shuffle=True) shuffles from torch's global generator,
+# dropout draws from it, and every DataLoader iteration takes a seed from it:
+# after the same seed, the loop must draw from it when Lightning does, or the
+# data order and the dropout masks (so every number) differ from the first step.
+
+
+def noisy(base):
+    """Dropout, and the global step of each validation run (the sanity check's left out)."""
+
+    class Noisy(base):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = nn.Sequential(nn.Linear(6, 16), nn.Dropout(0.3), nn.Linear(16, 3))
+            self.losses: list[float] = []
+            self.validated_at: list[int] = []
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = nn.functional.cross_entropy(self.net(x), y)
+            self.losses.append(loss.item())
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+
+        def on_validation_epoch_start(self) -> None:
+            if not self.trainer.sanity_checking:
+                self.validated_at.append(self.trainer.global_step)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return Noisy
+
+
+def shuffled_loaders() -> tuple[DataLoader, DataLoader]:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(SAMPLES, 6, generator=generator)
+    y = torch.randint(3, (SAMPLES,), generator=generator)
+    dataset = TensorDataset(x, y)
+    return DataLoader(dataset, BATCH, shuffle=True), DataLoader(dataset, BATCH, shuffle=True)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"num_sanity_val_steps": 2},  # the sanity check draws nothing training sees
+        {"val_check_interval": 3},  # validates after batch 3 of 5, not also after 5
+        {"val_check_interval": 0.5},  # after batches 2 and 4
+        {"overfit_batches": 2},  # the same two batches, in order, every epoch
+    ],
+    ids=lambda settings: "-".join(f"{k}={v}" for k, v in settings.items()),
+)
+def test_the_global_random_stream_is_drawn_as_lightning_draws_it(
+    engine, tmp_path, settings
+) -> None:
+    options = {
+        "accelerator": "cpu",
+        "max_epochs": 2,
+        "num_sanity_val_steps": 0,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        **settings,
+    }
+    ours = noisy(engine[0].Module)()
+    trainer = engine[1].Trainer(default_root_dir=str(tmp_path / "ours"), **options)
+    torch.manual_seed(7)
+    train, val = shuffled_loaders()
+    trainer.fit(ours, train_dataloaders=train, val_dataloaders=val)
+
+    theirs = noisy(pl.LightningModule)()
+    lightning = pl.Trainer(
+        default_root_dir=str(tmp_path / "lightning"),
+        logger=False,
+        enable_checkpointing=False,
+        **options,
+    )
+    torch.manual_seed(7)
+    train, val = shuffled_loaders()
+    lightning.fit(theirs, train_dataloaders=train, val_dataloaders=val)
+
+    assert ours.validated_at == theirs.validated_at
+    assert ours.losses == pytest.approx(theirs.losses, abs=1e-6)
+    assert trainer.global_step == lightning.global_step
+    assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"val_check_interval": 3}, {"val_check_interval": 0.5}, {"check_val_every_n_epoch": 2}],
+    ids=lambda settings: "-".join(f"{k}={v}" for k, v in settings.items()),
+)
+def test_save_top_k_ranks_only_validated_states_as_lightning(
+    callback_engine, tmp_path, settings
+) -> None:
+    # A checkpoint is ranked by a validation of its own state: not at an
+    # epoch's end that no validation follows (it would carry an older score).
+    options = {"monitor": "val_loss", "save_top_k": 3, "filename": "{epoch}-{step}"}
+    ours = callback_engine[3].ModelCheckpoint(dirpath=tmp_path / "ours_ckpt", **options)
+    theirs = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "their_ckpt", **options)
+    common = {"accelerator": "cpu", "max_epochs": 4, "num_sanity_val_steps": 0, **settings}
+    quiet = {"enable_progress_bar": False, "enable_model_summary": False}
+    trainer = callback_engine[1].Trainer(
+        default_root_dir=str(tmp_path / "ours"), callbacks=[ours], **common, **quiet
+    )
+    torch.manual_seed(7)
+    trainer.fit(noisy(callback_engine[0].Module)(), *shuffled_loaders())
+    lightning = pl.Trainer(
+        default_root_dir=str(tmp_path / "lightning"),
+        logger=False,
+        callbacks=[theirs],
+        **common,
+        **quiet,
+    )
+    torch.manual_seed(7)
+    lightning.fit(noisy(pl.LightningModule)(), *shuffled_loaders())
+
+    def ranking(callback):
+        return {Path(k).name: float(v) for k, v in callback.best_k_models.items()}
+
+    assert ranking(ours) == pytest.approx(ranking(theirs), abs=1e-6)
+
+    def kept(folder):  # without our folder lock and last.ckpt (saved every epoch: docs/engine.md)
+        return sorted(p.name for p in folder.iterdir() if p.name not in (".lock", "last.ckpt"))
+
+    assert kept(tmp_path / "ours_ckpt") == kept(tmp_path / "their_ckpt")
+
+
+@pytest.mark.parametrize("loaders", [1, 2])
+def test_predict_returns_what_lightning_returns(engine, tmp_path, loaders) -> None:
+    # One loader: a list of the step outputs; several: a list of them per loader.
+    def predictor(base):
+        class Predictor(science(base)):
+            def predict_step(self, batch, batch_idx, dataloader_idx=0):
+                return dataloader_idx, batch_idx, self(batch[0]).argmax(1)
+
+        return Predictor
+
+    def inputs() -> list[DataLoader]:
+        return [DataLoader(TensorDataset(torch.randn(12 + 4 * i, 6)), 8) for i in range(loaders)]
+
+    quiet = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+    ours = engine[1].Trainer(default_root_dir=str(tmp_path / "ours"), **quiet)
+    torch.manual_seed(5)
+    predicted = ours.predict(predictor(engine[0].Module)(), dataloaders=inputs())
+    lightning = pl.Trainer(default_root_dir=str(tmp_path / "pl"), logger=False, **quiet)
+    torch.manual_seed(5)
+    expected = lightning.predict(predictor(pl.LightningModule)(), dataloaders=inputs())
+
+    def plain(outputs):
+        if outputs and isinstance(outputs[0], list):
+            return [plain(o) for o in outputs]
+        return [(i, b, p.tolist()) for i, b, p in outputs]
+
+    assert plain(predicted) == plain(expected)
+    assert isinstance(expected[0], list) == (loaders == 2)  # the form this case checks

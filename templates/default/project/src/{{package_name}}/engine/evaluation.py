@@ -16,6 +16,7 @@ from .hooks import nothing
 from .metrics import as_floats
 from .module import DataModule, Module
 from .progress import print_results
+from .rng import restore_rng_states, rng_states
 from .state import LoopProgress
 
 # The stage's loop name ("validation": on_validation_*) and its loaders' kind.
@@ -114,7 +115,8 @@ class Evaluation:
     ) -> tuple[dict[str, float], list[Any]]:
         """Run ``<loop>_step`` over every loader without gradients, with Lightning's hooks.
 
-        Returns the epoch metrics and, for predict, the step outputs.
+        Returns the epoch metrics and, for predict, the step outputs: a list, or
+        with several loaders a list per loader (as Lightning).
         """
         hooks, several = self.hooks, len(loaders) > 1
         name = f"limit_{'val' if loop == 'validation' else loop}_batches"
@@ -127,7 +129,7 @@ class Evaluation:
         self.metrics.start(loop)
         getattr(hooks, f"on_{loop}_start")()
         getattr(hooks, f"on_{loop}_epoch_start")()
-        outputs: list[Any] = []
+        outputs: list[list[Any]] = [[] for _ in loaders]
         with self.strategy.inference():
             for dataloader_idx, loader in enumerate(loaders):
                 total = min(limit, len(loader)) if sanity else data.limit(limit, len(loader), name)
@@ -149,7 +151,7 @@ class Evaluation:
                         output = step(batch, batch_idx, *extra)
                     batch_end(output, batch, batch_idx, *extra)
                     if loop == "predict":
-                        outputs.append(output)
+                        outputs[dataloader_idx].append(output)
                     elif self.loggers and not sanity:
                         self._log_eval_step()
                     self.progress.update(batch_idx)
@@ -166,11 +168,13 @@ class Evaluation:
         else:
             restore()
         self.metrics.switch(stage)  # back to the training epoch's accumulators
-        return metrics, outputs
+        return metrics, outputs[0] if len(outputs) == 1 else outputs
 
     def _eval_loaders(self, kind: str, passed: Any, module: Module, datamodule: Any) -> list[Any]:
         """Shard evaluation loaders over the ranks (unpadded: no sample counts twice)."""
         loaders = data.request(kind, passed, module, datamodule)
+        if self.fitting and self.config.overfit_batches:  # as Lightning: unshuffled
+            loaders = [data.unshuffled(loader) for loader in loaders]
         loaders = [data.distributable(loader, self.strategy) for loader in loaders]
         for loader in loaders:
             if not self.strategy.shard(getattr(loader, "sampler", None), pad=False):
@@ -193,14 +197,21 @@ class Evaluation:
         steps = self.config.num_sanity_val_steps
         if steps == 0:
             return
-        self.sanity_checking = True
-        self.hooks.on_sanity_check_start()
-        self._evaluate("validation", loaders, steps, sanity=True)
-        self.sanity_checking = False
-        # Callbacks see what the sanity check logged (ModelCheckpoint warns
-        # when its monitor is not among it) before it is thrown away.
-        self.hooks.on_sanity_check_end()
-        self.metrics.reset()  # sanity values are not results
+        # As Lightning: the random generators come out as they went in, so the
+        # check changes nothing training draws (shuffles, dropout, loader seeds).
+        states = rng_states()
+        try:
+            self.sanity_checking = True
+            self.hooks.on_sanity_check_start()
+            self._evaluate("validation", loaders, steps, sanity=True)
+            self.sanity_checking = False
+            # Callbacks see what the sanity check logged (ModelCheckpoint warns
+            # when its monitor is not among it) before it is thrown away.
+            self.hooks.on_sanity_check_end()
+            self.metrics.reset()  # sanity values are not results
+        finally:
+            self.sanity_checking = False
+            restore_rng_states(states)
 
     def _log_eval_step(self) -> None:
         # An evaluation's on_step values, at its per-dataloader batch count (Lightning's).

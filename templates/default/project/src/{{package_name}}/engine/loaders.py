@@ -118,6 +118,23 @@ def distributable(loader: Any, strategy: Any) -> Any:
         return loader
     if loader.batch_size is None:  # a batch_sampler of the user's own
         return loader
+    return _rebuilt(loader, ResumableSampler(len(loader.dataset), shuffle=shuffle, seed=seed))
+
+
+def unshuffled(loader: Any) -> Any:
+    """``loader`` in its dataset's order (overfit_batches), as Lightning turns shuffling off.
+
+    A plain ``DataLoader(dataset, shuffle=True)`` is rebuilt over a
+    SequentialSampler; a ResumableSampler keeps its order when positioned;
+    anything else is returned as it is.
+    """
+    if type(loader) is DataLoader and type(loader.sampler) is RandomSampler:
+        if loader.batch_size is not None:  # not a batch_sampler of the user's own
+            return _rebuilt(loader, SequentialSampler(loader.dataset))
+    return loader
+
+
+def _rebuilt(loader: DataLoader, sampler: Any) -> DataLoader:
+    """``loader`` over ``sampler``, everything else kept."""
     kept = {name: getattr(loader, name) for name in _KEPT if hasattr(loader, name)}
-    resumable = ResumableSampler(len(loader.dataset), shuffle=shuffle, seed=seed)
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=resumable, **kept)
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, **kept)

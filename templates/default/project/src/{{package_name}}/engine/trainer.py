@@ -104,6 +104,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         self._resume_rng: dict[str, Any] | None = None
         self._folder_locks: list[Any] = []  # held while fitting (see _open_run)
         self.train_loader: DataLoader | None = None
+        self.val_loaders: list[Any] = []  # the fit's (none: no validation)
         self.automatic: AutomaticOptimization | None = None  # set by fit
         # max_time: training time so far, carried across resumes in checkpoints.
         self.max_seconds = max_time_seconds(config.max_time)
@@ -231,7 +232,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         train = data.request("train", train_passed, module, datamodule)
         if not train:
             raise data.missing("train")
-        self.train_loader = train_loader = data.distributable(train[0], self.strategy)
+        first = data.unshuffled(train[0]) if cfg.overfit_batches else train[0]  # as Lightning
+        self.train_loader = train_loader = data.distributable(first, self.strategy)
         if not self.strategy.shard(getattr(train_loader, "sampler", None), pad=True):
             raise UsageError(
                 f"the train loader ({type(train_loader).__name__} over "
@@ -240,13 +242,12 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
                 "or build it on engine.sampling.ResumableSampler"
             )
         # limit_val_batches=0: validation off, its loader and hooks unused (as Lightning).
-        if cfg.limit_val_batches == 0:
-            return train_loader, []
-        val_loaders = self._eval_loaders("val", val_passed, module, datamodule)
-        if val_loaders:
+        off = cfg.limit_val_batches == 0
+        self.val_loaders = [] if off else self._eval_loaders("val", val_passed, module, datamodule)
+        if self.val_loaders:
             total = data.limit(cfg.limit_train_batches, len(train_loader), "limit_train_batches")
             validation_interval(cfg, total)  # a bad val_check_interval fails now
-        return train_loader, val_loaders
+        return train_loader, self.val_loaders
 
     def _fit_failed(self, error: BaseException) -> None:
         """A fit ended by an error or a stop: on_exception (callbacks save), close the run."""
@@ -304,16 +305,16 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
                 total = batch_idx
                 break
             self._end_train_batch(outputs, batch, batch_idx, total)
-            if every is not None and (loop.epoch_finished or self._due(every)):
+            if every is not None and self._due(every):  # no extra one at the end, as Lightning
                 self._validate(val_loaders, zero_grad=loop.step_finished)
             if loop.step_finished and self._stop_after_step():
                 break  # max_steps reached, or a callback stopped the run mid-epoch
 
         if loop.batches_done < total:
             return  # stopped mid-epoch: the epoch did not end, and resumes from here
-        if start == total and every is not None:  # resumed between last batch and validation
-            loop.epoch_finished = True
-            self._validate(val_loaders, zero_grad=False)
+        loop.epoch_finished = True
+        if start == total and every is not None and self._due(every):
+            self._validate(val_loaders, zero_grad=False)  # resumed before the last validation
         self._end_train_epoch()
 
     def _start_train_epoch(self, loader: DataLoader, start: int, total: int) -> Iterator[Any]:
@@ -339,8 +340,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         return validation_interval(cfg, total)
 
     def _due(self, every: int) -> bool:
-        """Whether a mid-epoch validation falls after this batch."""
-        return bool(every) and self.loop.batches_done % every == 0
+        """Whether a validation falls after this batch: each ``every`` batches (0: the last)."""
+        return self.loop.batches_done % every == 0 if every else self.loop.epoch_finished
 
     def _train_step(self, batch: Any, batch_idx: int, total: int) -> Any:
         """on_train_batch_start, then the step; END_EPOCH when that hook returned -1."""

@@ -455,3 +455,135 @@ def test_predict_returns_what_lightning_returns(engine, tmp_path, loaders) -> No
 
     assert plain(predicted) == plain(expected)
     assert isinstance(expected[0], list) == (loaders == 2)  # the form this case checks
+
+
+def test_load_from_checkpoint_calls_on_load_checkpoint_and_takes_strict_as_lightning(
+    engine, tmp_path
+) -> None:
+    # on_load_checkpoint sees the checkpoint before its weights load (here it
+    # renames them); strict=False loads what both have and keeps the rest.
+    def renamed(base):
+        class Renamed(science(base)):
+            def __init__(self) -> None:
+                super().__init__()
+                self.body = self.net  # the same layers, under another name
+                del self.net
+
+            def forward(self, x):
+                return self.body(x)
+
+            def on_load_checkpoint(self, checkpoint) -> None:
+                self.seen_epoch = checkpoint["epoch"]
+                weights = checkpoint["state_dict"]
+                checkpoint["state_dict"] = {
+                    k.replace("net.", "body.", 1): weights[k] for k in weights
+                }
+
+        return Renamed
+
+    def wider(base):
+        class Wider(science(base)):
+            def __init__(self) -> None:
+                super().__init__()
+                self.extra = nn.Linear(2, 2)
+
+        return Wider
+
+    ours_fitted = science(engine[0].Module)()
+    trainer = fit_ours(engine, ours_fitted, tmp_path, max_epochs=1)
+    trainer.save_checkpoint(tmp_path / "ours.ckpt")
+    their_fitted = science(pl.LightningModule)()
+    lightning = fit_lightning(engine[2], their_fitted, tmp_path, max_epochs=1)
+    lightning.save_checkpoint(tmp_path / "theirs.ckpt")
+    cases = [(engine[0].Module, ours_fitted, "ours"), (pl.LightningModule, their_fitted, "theirs")]
+    for base, fitted, name in cases:
+        loaded = renamed(base).load_from_checkpoint(tmp_path / f"{name}.ckpt")
+        assert isinstance(loaded.seen_epoch, int), name  # the hook ran, on the checkpoint
+        assert_same_weights(loaded.body, fitted.net)
+        with pytest.raises(Exception, match="extra"):  # a weight the checkpoint lacks
+            wider(base).load_from_checkpoint(tmp_path / f"{name}.ckpt")
+        with pytest.warns(UserWarning, match="extra"):
+            partial = wider(base).load_from_checkpoint(tmp_path / f"{name}.ckpt", strict=False)
+        assert_same_weights(partial.net, fitted.net)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"max_epochs": 3, "accumulate_grad_batches": 2},  # 5 batches: 3 steps an epoch
+        {"max_epochs": None, "max_steps": 4},
+        {"max_epochs": 2, "max_steps": 50, "limit_train_batches": 0.5},
+    ],
+    ids=lambda settings: "-".join(f"{k}={v}" for k, v in settings.items()),
+)
+def test_what_lightning_code_reads_off_the_trainer_is_lightnings(
+    engine, tmp_path, settings, capsys
+) -> None:
+    # e.g. OneCycleLR(total_steps=self.trainer.estimated_stepping_batches).
+    def reader(base):
+        class Reader(science(base)):
+            def configure_optimizers(self):
+                trainer = self.trainer
+                self.read = {
+                    name: getattr(trainer, name)
+                    for name in (
+                        "estimated_stepping_batches",
+                        "max_epochs",
+                        "max_steps",
+                        "accumulate_grad_batches",
+                        "is_global_zero",
+                        "global_rank",
+                        "local_rank",
+                        "world_size",
+                        "logger",
+                    )
+                }
+                self.read["module"] = trainer.lightning_module is self
+                self.read["ranks"] = (self.global_rank, self.local_rank, self.logger, self.loggers)
+                return super().configure_optimizers()
+
+            def on_train_start(self) -> None:
+                self.read["num_training_batches"] = self.trainer.num_training_batches
+                self.print("rank zero prints", end="; ")
+
+        return Reader
+
+    ours = reader(engine[0].Module)()
+    fit_ours(engine, ours, tmp_path, **settings)
+    theirs = reader(pl.LightningModule)()
+    fit_lightning(engine[2], theirs, tmp_path, **settings)
+    assert ours.read == theirs.read
+    assert capsys.readouterr().out.count("rank zero prints; ") == 2  # self.print, in both
+
+
+def test_freeze_and_unfreeze_are_lightnings(engine) -> None:
+    for module in (science(engine[0].Module)(), science(pl.LightningModule)()):
+        module.freeze()
+        assert not module.training and not any(p.requires_grad for p in module.parameters())
+        module.unfreeze()
+        assert module.training and all(p.requires_grad for p in module.parameters())
+
+
+def test_lightnings_auto_choices_are_this_projects_own(engine, tmp_path) -> None:
+    # What Lightning programs pass; the project's hardware and strategy are its answers.
+    auto = {"accelerator": "auto", "devices": "auto", "strategy": "auto"}
+    trainer = engine[1].Trainer(default_root_dir=str(tmp_path), **auto)
+    default = engine[1].Trainer(default_root_dir=str(tmp_path))
+    assert trainer.config.accelerator == default.config.accelerator
+    assert trainer.config.devices == default.config.devices
+    assert type(trainer.strategy) is type(default.strategy)
+    with pytest.raises(Exception, match=r"strategy='ddp'.*scaffold update -d strategy="):
+        engine[1].Trainer(default_root_dir=str(tmp_path), strategy="ddp")
+    pl.Trainer(default_root_dir=str(tmp_path), logger=False, **auto)  # Lightning takes them too
+
+
+def test_save_hyperparameters_of_a_dict_is_refused_not_lost(engine) -> None:
+    # Lightning takes a dict or Namespace here; the engine records names, and
+    # used to record nothing (a checkpoint that can't rebuild its module).
+    class FromDict(engine[0].Module):
+        def __init__(self, config: dict) -> None:
+            super().__init__()
+            self.save_hyperparameters(config)
+
+    with pytest.raises(TypeError, match=r"save_hyperparameters\(\*\*config\)"):
+        FromDict({"lr": 0.1})

@@ -29,8 +29,14 @@ def shapes(module: torch.nn.Module) -> dict[str, list[int]]:
     }
 
 
-def check_fits(path: str | Path, checkpoint: dict[str, Any], module: torch.nn.Module) -> None:
-    """Refuse a checkpoint of another model (other weights, or other sizes) before loading it."""
+def check_fits(
+    path: str | Path, checkpoint: dict[str, Any], module: torch.nn.Module, strict: bool = True
+) -> None:
+    """Refuse a checkpoint of another model (other weights, or other sizes) before loading it.
+
+    ``strict=False`` (``load_from_checkpoint``'s): weights only one side has are
+    allowed; the ones both have must have the same shapes.
+    """
     saved = checkpoint.get("shapes")
     if saved is None and isinstance(checkpoint.get("state_dict"), dict):
         state = checkpoint["state_dict"]
@@ -39,13 +45,13 @@ def check_fits(path: str | Path, checkpoint: dict[str, Any], module: torch.nn.Mo
         return  # a folder written before shapes were recorded: the strategy checks
     ours = shapes(module)
     missing, unexpected = sorted(ours.keys() - saved.keys()), sorted(saved.keys() - ours.keys())
-    if missing or unexpected:
+    if (missing or unexpected) and strict:
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds another model's weights (it lacks "
             f"{_few(missing)}; it has {_few(unexpected)}, which this model lacks): was it "
             "written by another project or task?"
         )
-    differ = [name for name in ours if list(saved[name]) != ours[name]]
+    differ = [name for name in ours if name in saved and list(saved[name]) != ours[name]]
     if differ:
         name = differ[0]
         raise CheckpointError(

@@ -81,6 +81,12 @@ class Module(ModuleHooks, nn.Module):
         (numbers, strings, lists, dicts); read them back as ``self.hparams.lr``
         or ``self.hparams["lr"]``.
         """
+        if odd := [name for name in names if not isinstance(name, str)]:
+            raise TypeError(
+                f"save_hyperparameters takes the names of __init__ arguments, not a "
+                f"{type(odd[0]).__name__}: call it with none (all of them), with names, "
+                "or with keyword arguments (save_hyperparameters(**config))"
+            )
         if not hparams:
             frame = inspect.currentframe()
             caller = frame.f_back if frame is not None else None
@@ -114,9 +120,50 @@ class Module(ModuleHooks, nn.Module):
         """Optimizer steps taken so far; 0 outside a Trainer."""
         return self.trainer.global_step if self.trainer else 0
 
+    @property
+    def global_rank(self) -> int:
+        """This process's rank among all; 0 outside a Trainer."""
+        return self.trainer.global_rank if self.trainer else 0
+
+    @property
+    def local_rank(self) -> int:
+        """This process's rank on its machine; 0 outside a Trainer."""
+        return self.trainer.local_rank if self.trainer else 0
+
+    @property
+    def logger(self) -> Any:
+        """The Trainer's first experiment logger, or None."""
+        return self.trainer.logger if self.trainer else None
+
+    @property
+    def loggers(self) -> list[Any]:
+        """The Trainer's experiment loggers."""
+        return self.trainer.loggers if self.trainer else []
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        """``print``, on rank zero only (as Lightning's)."""
+        if self.global_rank == 0:
+            print(*args, **kwargs)
+
+    def freeze(self) -> None:
+        """No gradients for any parameter, and eval mode (as Lightning's)."""
+        for parameter in self.parameters():
+            parameter.requires_grad = False
+        self.eval()
+
+    def unfreeze(self) -> None:
+        """Gradients for every parameter again, and train mode."""
+        for parameter in self.parameters():
+            parameter.requires_grad = True
+        self.train()
+
     @classmethod
     def load_from_checkpoint(
-        cls, path: str | Path, map_location: str | torch.device = "cpu", **overrides
+        cls,
+        path: str | Path,
+        map_location: str | torch.device = "cpu",
+        strict: bool | None = None,
+        **overrides,
     ) -> Module:
         """Rebuild a module from a checkpoint's hyperparameters and weights.
 
@@ -128,21 +175,27 @@ class Module(ModuleHooks, nn.Module):
         Args:
             path: A checkpoint written by the Trainer (a file, or a sharded folder).
             map_location: Where to load the tensors.
+            strict: Whether the weights' names must be the module's exactly
+                (None: yes, as Lightning). False loads those both have and warns
+                about the rest; a weight of another shape is refused either way.
             **overrides: Hyperparameters to replace (for example ``lr=1e-4``).
+
+        As Lightning, the module's ``on_load_checkpoint`` sees the checkpoint
+        before its weights are loaded (it may rename or convert them).
         """
-        path = Path(path)
+        path, strict = Path(path), strict is not False
         if path.is_dir():
             # A sharded checkpoint folder (fsdp, deepspeed): the strategy gathers
             # the full weights here, in this one process, into a fresh module.
             from .strategy import full_weights, read_folder
 
             checkpoint = read_folder(path)
-            module = _rebuild(cls, path, checkpoint, overrides)
-            module.load_state_dict(full_weights(path, module))
+            module = _rebuild(cls, path, checkpoint, overrides, strict)
+            _load_weights(module, full_weights(path, module), strict)
             module = module.to(map_location)
         else:
             checkpoint = ckpt.load(path, map_location=map_location)
-            module = _rebuild(cls, path, checkpoint, overrides)
+            module = _rebuild(cls, path, checkpoint, overrides, strict)
             state = checkpoint["state_dict"]
             # Come back in the dtype it was trained in (bf16-true, 64-true, ...): the
             # parameters' (buffers may stay float32, like normalisation statistics).
@@ -150,7 +203,7 @@ class Module(ModuleHooks, nn.Module):
             dtypes = {t.dtype for n, t in state.items() if n in names and t.is_floating_point()}
             if len(dtypes) == 1:
                 module.to(dtypes.pop())
-            module.load_state_dict(state)
+            _load_weights(module, state, strict)
         module.loaded_from = ckpt.source(path, checkpoint)
         return module
 
@@ -364,9 +417,17 @@ def _without_networks(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rebuild(
-    cls: type[Module], path: Path, checkpoint: dict[str, Any], overrides: dict[str, Any]
+    cls: type[Module],
+    path: Path,
+    checkpoint: dict[str, Any],
+    overrides: dict[str, Any],
+    strict: bool,
 ) -> Module:
-    """``cls`` built from a checkpoint's hyperparameters, refused if they aren't its own."""
+    """``cls`` from a checkpoint's hyperparameters, refused if the weights aren't its own.
+
+    The module's ``on_load_checkpoint`` runs first: the weights are checked as
+    it leaves them.
+    """
     hparams = checkpoint["hyper_parameters"]
     if not isinstance(hparams, dict):
         raise ckpt.CheckpointError(
@@ -381,8 +442,22 @@ def _rebuild(
             f"(its hyperparameters don't fit: {error}); load it with the class that wrote it"
         ) from None
     module = cls(**{**hparams, **overrides})
-    ckpt.check_fits(path, checkpoint, module)
+    module.on_load_checkpoint(checkpoint)
+    if isinstance(checkpoint.get("state_dict"), dict):  # a file: its weights, as the hook left them
+        checkpoint = {**checkpoint, "shapes": None}
+    ckpt.check_fits(path, checkpoint, module, strict=strict)
     return module
+
+
+def _load_weights(module: Module, state: dict[str, Any], strict: bool) -> None:
+    """``module.load_state_dict(state)``; not strict: a warning names what didn't match."""
+    keys = module.load_state_dict(state, strict=strict)
+    for names, where in (
+        (keys.missing_keys, "the model, not the checkpoint"),
+        (keys.unexpected_keys, "the checkpoint, not the model"),
+    ):
+        if names:
+            warnings.warn(f"strict=False: weights in {where}: {names}", stacklevel=3)
 
 
 class DataModule(DataHooks):

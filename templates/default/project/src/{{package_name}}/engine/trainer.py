@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from . import loaders as data
 from . import manual, optim
+from .attributes import LightningAttributes
 from .automatic import AutomaticOptimization
 from .errors import NonFiniteLossError as NonFiniteLossError  # re-exported: defined here before
 from .errors import UsageError
@@ -33,7 +34,7 @@ from .evaluation import Evaluation
 from .hooks import Hooks, merge_callbacks, to_device
 from .metrics import Metrics, as_floats
 from .module import DataModule, Module
-from .options import TrainerConfig, max_time_seconds, validation_interval
+from .options import TrainerConfig, lightning_strategy, max_time_seconds, validation_interval
 from .precision import Precision
 from .progress import ProgressBar, summarize
 from .rng import restore_rng_states, use_deterministic_algorithms
@@ -45,13 +46,14 @@ from .strategy import Strategy
 END_EPOCH = object()
 
 
-class Trainer(RunFolder, CheckpointState, Evaluation):
+class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
     """Runs a Module: ``fit``, ``validate``, ``test``, ``predict`` (Lightning's signatures).
 
     Args:
         config: The options (see :class:`TrainerConfig`).
         callbacks: Objects with hook-named methods (see ``callbacks.py``).
-        strategy: How processes and devices train together (``strategy.py``).
+        strategy: How processes and devices train together (``strategy.py``;
+            None or "auto": this project's).
         run_config: The whole run's configuration, logged as hyperparameters
             and saved as ``config.yaml`` in the run directory.
         **options: Override ``config`` fields, e.g. ``Trainer(max_epochs=3)``.
@@ -62,7 +64,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         config: TrainerConfig | None = None,
         *,
         callbacks: Iterable[Any] = (),
-        strategy: Strategy | None = None,
+        strategy: Strategy | str | None = None,
         run_config: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
@@ -75,7 +77,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         self.config = config
         self.callbacks = list(callbacks)
         self.run_config = run_config or {}
-        self.strategy = strategy or Strategy()
+        self.strategy = lightning_strategy(strategy) or Strategy()
         # The device, precision and progress bar are set per process by _launch.
         self.device = torch.device("cpu")
         if config.deterministic:
@@ -283,10 +285,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation):
         cfg, loop = self.config, self.loop
         if 0 <= cfg.max_steps <= loop.global_step:
             return True
-        max_epochs = cfg.max_epochs
-        if max_epochs is None:
-            max_epochs = -1 if cfg.max_steps != -1 else 1000
-        if 0 <= max_epochs <= loop.epoch:
+        if 0 <= self.max_epochs <= loop.epoch:
             return True
         return self.should_stop and loop.epoch >= cfg.min_epochs
 

@@ -86,7 +86,12 @@ def _assert_ruff_clean(project: Path) -> None:
 # The only tests a project may skip on this CPU-only machine: the hardware's own,
 # and an image project's torchvision backbone (the optional .[vision] extra; no
 # torchvision build matches CI's CPU torch: tests/test_vision.py runs it by hand).
-HARDWARE_SKIPS = ("torch_xla is not installed", "needs a CUDA GPU", "needs torchvision for")
+HARDWARE_SKIPS = (
+    "torch_xla is not installed",
+    "needs a CUDA GPU",
+    "needs torchvision for",
+    "DeepSpeed can't run fp16 on this CPU",  # CPUs without fp16 kernels (AMD EPYC here)
+)
 
 
 # The by-hand sets run two suites side by side on CI's 2 cores, and a CPU

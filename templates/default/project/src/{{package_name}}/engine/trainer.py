@@ -247,8 +247,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         off = cfg.limit_val_batches == 0
         self.val_loaders = [] if off else self._eval_loaders("val", val_passed, module, datamodule)
         if self.val_loaders:
-            total = data.limit(cfg.limit_train_batches, len(train_loader), "limit_train_batches")
-            validation_interval(cfg, total)  # a bad val_check_interval fails now
+            validation_interval(cfg, self.num_training_batches)  # a bad interval fails now
         return train_loader, self.val_loaders
 
     def _fit_failed(self, error: BaseException) -> None:
@@ -293,7 +292,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         """One epoch, from where a resume left off: batch, step, log, validate, stop."""
         loop = self.loop
         start = loop.batches_done  # > 0 when resuming mid-epoch
-        total = data.limit(self.config.limit_train_batches, len(loader), "limit_train_batches")
+        total = self.num_training_batches  # this rank's, after limit_train_batches
         every = self._validation_every(val_loaders, total)  # None: no validation this epoch
         for batch_idx, batch in enumerate(self._start_train_epoch(loader, start, total), start):
             if batch_idx >= total:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,6 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_project(dest: Path, **answers) -> Created:
     """Render the bundled template non-interactively, as `scaffold new --defaults -d ...`."""
     return create(dest, data=answers, defaults=True)
+
+
+@contextlib.contextmanager
+def engine_of(
+    folder: Path, name: str, modules: tuple[str, ...], **answers
+) -> Iterator[tuple[ModuleType, ...]]:
+    """Render project ``<name>-exp`` into ``folder`` (logger none unless given) and import
+    its engine's ``modules`` (e.g. "module", "trainer") from its src/, for comparisons in
+    this process. ``name`` must be unique among a run's: Python imports a package once."""
+    project = make_project(folder / f"{name}-exp", **{"logger": "none", **answers}).path
+    sys.path.insert(0, str(project / "src"))
+    try:
+        yield tuple(importlib.import_module(f"{name}_exp.engine.{m}") for m in modules)
+    finally:
+        sys.path.remove(str(project / "src"))
 
 
 def project_env() -> dict[str, str]:

@@ -15,13 +15,11 @@ pytorch-lightning is a dev dependency of this repository only.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_project
+from conftest import engine_of
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -34,18 +32,10 @@ SETTINGS = {"max_epochs": 3, "accumulate_grad_batches": 2, "gradient_clip_val": 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     """The engine of a freshly generated project, imported from its src/."""
-    project = make_project(
-        tmp_path_factory.mktemp("parity") / "parity-exp", logger="none", callbacks=[]
-    ).path
-    sys.path.insert(0, str(project / "src"))
-    try:
-        yield (
-            importlib.import_module("parity_exp.engine.module"),
-            importlib.import_module("parity_exp.engine.trainer"),
-            importlib.import_module("parity_exp.engine.sampling"),
-        )
-    finally:
-        sys.path.remove(str(project / "src"))
+    with engine_of(
+        tmp_path_factory.mktemp("parity"), "parity", ("module", "trainer", "sampling"), callbacks=[]
+    ) as modules:
+        yield modules
 
 
 def network() -> nn.Module:
@@ -178,19 +168,12 @@ OFFSETS = (0.50, 0.30, 0.40, 0.10, 0.08, 0.35, 0.02, 0.20, 0.06, 0.30)
 @pytest.fixture(scope="module")
 def callback_engine(tmp_path_factory):
     """A generated engine with ModelCheckpoint and EarlyStopping, imported from its src/."""
-    project = make_project(
-        tmp_path_factory.mktemp("parity") / "parity-cb",
-        logger="none",
-        callbacks=["model_checkpoint", "early_stopping"],
-    ).path
-    sys.path.insert(0, str(project / "src"))
-    try:
-        yield tuple(
-            importlib.import_module(f"parity_cb.engine.{name}")
-            for name in ("module", "trainer", "sampling", "callbacks")
-        )
-    finally:
-        sys.path.remove(str(project / "src"))
+    modules = ("module", "trainer", "sampling", "callbacks")
+    callbacks = ["model_checkpoint", "early_stopping"]
+    with engine_of(
+        tmp_path_factory.mktemp("parity"), "parity_cb", modules, callbacks=callbacks
+    ) as m:
+        yield m
 
 
 def oscillating(base, plateau: dict | None = None):

@@ -84,7 +84,7 @@ class AutomaticOptimization:
         first = batch_idx % accumulate == 0  # a window's first batch
         metrics = trainer.metrics
         outer, metrics.hook = metrics.hook, "training_step"
-        with trainer.precision.autocast():  # a no-op at full precision
+        with trainer.precision_plugin.autocast():  # a no-op at full precision
             outputs = trainer.steps.training_step(closure.batch, batch_idx)
         metrics.hook = outer
         closure.outputs = outputs
@@ -104,9 +104,9 @@ class AutomaticOptimization:
         if strategy.owns_optimizer_step:
             strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
         elif self._default_backward:
-            trainer.precision.scale(loss).backward()
+            trainer.precision_plugin.scale(loss).backward()
         else:
-            hooks.backward(trainer.precision.scale(loss))
+            hooks.backward(trainer.precision_plugin.scale(loss))
         if hooks.on_after_backward is not nothing:
             hooks.on_after_backward()
         if closure.stepping:
@@ -125,7 +125,7 @@ class AutomaticOptimization:
         if trainer.strategy.owns_optimizer_step:
             hooks.on_before_optimizer_step(optimizer)  # DeepSpeed clips in its step
             return
-        trainer.precision.unscale_gradients(optimizer)
+        trainer.precision_plugin.unscale_gradients(optimizer)
         if hooks.on_before_optimizer_step is not nothing:
             hooks.on_before_optimizer_step(optimizer)
         clip_val, algorithm = cfg.gradient_clip_val, cfg.gradient_clip_algorithm
@@ -144,7 +144,7 @@ class AutomaticOptimization:
             loss = closure() if closure is not None else None
             strategy.optimizer_step()
             return loss
-        return self.trainer.precision.optimizer_step(optimizer, closure)
+        return self.trainer.precision_plugin.optimizer_step(optimizer, closure)
 
     def _note_finite(self, loss: torch.Tensor, first: bool) -> None:
         # Whether the window's losses are all finite, checked before its step. A

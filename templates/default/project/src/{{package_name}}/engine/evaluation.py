@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import loaders as data
+from .attributes import TrainerFn, running
 from .hooks import nothing
 from .metrics import as_floats
 from .module import DataModule, Module
@@ -27,6 +28,7 @@ EVALUATED["predict"] = ("predict", "predict")
 class Evaluation:
     """The Trainer's evaluation methods (they use its hooks, metrics, strategy and loaders)."""
 
+    @running(TrainerFn.VALIDATING)
     def validate(
         self,
         model: Module,
@@ -38,6 +40,7 @@ class Evaluation:
         """Run the validation loop once; its metrics, a dict per dataloader."""
         return self._run_stage("validate", model, dataloaders, datamodule, ckpt_path, verbose)
 
+    @running(TrainerFn.TESTING)
     def test(
         self,
         model: Module,
@@ -49,6 +52,7 @@ class Evaluation:
         """Run the test loop once; its metrics, a dict per dataloader."""
         return self._run_stage("test", model, dataloaders, datamodule, ckpt_path, verbose)
 
+    @running(TrainerFn.PREDICTING)
     def predict(
         self,
         model: Module,
@@ -70,7 +74,6 @@ class Evaluation:
     ) -> Any:
         if isinstance(dataloaders, DataModule):  # validate(model, datamodule), as Lightning
             dataloaders, datamodule = None, dataloaders
-        self.fitting = False  # as Lightning's trainer.fitting in validate, test, predict
         self._setup()
         module = self._begin(stage, model, datamodule)
         path = state = None
@@ -79,6 +82,7 @@ class Evaluation:
             state = self._restore(path, full=False)
         loop, kind = EVALUATED[stage]
         loaders = self._eval_loaders(kind, dataloaders, module, datamodule)
+        self.eval_loaders[kind] = loaders  # trainer.test_dataloaders, num_test_batches, ...
         if not loaders:
             raise data.missing(kind)
         limit = getattr(self.config, f"limit_{kind}_batches")
@@ -147,7 +151,7 @@ class Evaluation:
                     self.metrics.new_batch(batch, self.dataloader_idx)
                     batch_start(batch, batch_idx, *extra)
                     self.metrics.hook = f"{loop}_step"
-                    with self.precision.autocast():
+                    with self.precision_plugin.autocast():
                         output = step(batch, batch_idx, *extra)
                     batch_end(output, batch, batch_idx, *extra)
                     if loop == "predict":
@@ -188,7 +192,9 @@ class Evaluation:
         """A validation run during fit (mid-epoch or at its end), logged at Lightning's step."""
         if zero_grad:
             self.hooks.on_validation_model_zero_grad()  # free the gradients' memory
+        self.validating = True  # trainer.state.stage, as Lightning
         metrics, _ = self._evaluate("validation", loaders, self.config.limit_val_batches)
+        self.training = True
         # Lightning's step: the count of batches stepped before this one.
         self.log_metrics(metrics, step=self.loop.batches_stepped - int(self.loop.step_finished))
         return metrics
@@ -199,18 +205,17 @@ class Evaluation:
             return
         # As Lightning: the random generators come out as they went in, so the
         # check changes nothing training draws (shuffles, dropout, loader seeds).
-        states = rng_states()
+        states, stage = rng_states(), self.state.stage
         try:
-            self.sanity_checking = True
+            self.sanity_checking = True  # from on_sanity_check_start to _end, as Lightning
             self.hooks.on_sanity_check_start()
             self._evaluate("validation", loaders, steps, sanity=True)
-            self.sanity_checking = False
             # Callbacks see what the sanity check logged (ModelCheckpoint warns
             # when its monitor is not among it) before it is thrown away.
             self.hooks.on_sanity_check_end()
             self.metrics.reset()  # sanity values are not results
         finally:
-            self.sanity_checking = False
+            self.state.stage = stage
             restore_rng_states(states)
 
     def _log_eval_step(self) -> None:

@@ -65,7 +65,7 @@ def clip_gradients(
     optimizer = getattr(optimizer, "optimizer", optimizer)
     # 16-mixed: clip true-sized gradients. (Lightning clips the scaled ones
     # here, which makes the threshold depend on the loss scale.)
-    if (scaler := getattr(trainer.precision, "scaler", None)) is not None:
+    if (scaler := getattr(trainer.precision_plugin, "scaler", None)) is not None:
         unscale_once(scaler, optimizer)
     parameters = _parameters(optimizer)
     if gradient_clip_algorithm == "norm":

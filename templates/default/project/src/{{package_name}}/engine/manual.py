@@ -65,7 +65,7 @@ def manual_training_step(trainer: Trainer, batch: Any, batch_idx: int) -> dict[s
     # DDP's own gradient sync expects one backward per forward; manual_backward
     # averages the gradients itself after each backward instead (see there).
     trainer.metrics.hook = "training_step"  # where self.log is
-    with trainer.strategy.no_sync(STRATEGY == "ddp"), trainer.precision.autocast():
+    with trainer.strategy.no_sync(STRATEGY == "ddp"), trainer.precision_plugin.autocast():
         output = trainer.steps.training_step(batch, batch_idx)
     if output is None:
         return {}
@@ -86,7 +86,7 @@ def manual_backward(trainer: Trainer, loss: torch.Tensor, *args: Any, **kwargs: 
     """``self.manual_backward``: backward through the precision's loss scaler, with the hooks."""
     module = trainer.module
     # 16-mixed: the loss is scaled here and the gradients unscaled at the step.
-    scaler = getattr(trainer.precision, "scaler", None)
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
     if scaler is not None:
         loss = scaler.scale(loss)
     trainer.hooks.on_before_backward(loss)
@@ -157,7 +157,7 @@ def _step(trainer: Trainer, optimizer: Any, closure: Callable[[], Any], **kwargs
         trainer.strategy.before_optimizer_step(optimizer)  # XLA: average the gradients
         trainer.hooks.on_before_optimizer_step(optimizer)
 
-    scaler = getattr(trainer.precision, "scaler", None)
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
     if scaler is None:
 
         def evaluate() -> Any:

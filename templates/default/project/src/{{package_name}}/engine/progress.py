@@ -176,7 +176,9 @@ def _human(count: int) -> str:
 
 
 def print_results(stage: str, metrics: dict[str, float]) -> None:
-    """The stage's metrics as a two-column table (rank zero prints it)."""
+    """The stage's metrics as a two-column table (rank zero prints it); none: nothing."""
+    if not metrics:
+        return  # as Lightning: no empty table
     width = max([len(name) for name in metrics] + [12])
     print(f"\n{stage.capitalize() + ' metric':<{width}}  Value")
     print("-" * (width + 14))

@@ -89,7 +89,7 @@ class CheckpointState:
             "hyper_parameters": dict(module.hparams),
             "optimizer_states": [self.strategy.optimizer_state(module, o) for o in self.optimizers],
             "lr_schedulers": [s["scheduler"].state_dict() for s in self.lr_schedulers],
-            "precision": {"name": PRECISION, "state": self.precision.state_dict()},
+            "precision": {"name": PRECISION, "state": self.precision_plugin.state_dict()},
             "callbacks": self._callback_states(),
             "rng": self.strategy.gather(rng_states()),  # one entry per rank
         }
@@ -144,7 +144,7 @@ class CheckpointState:
             self.strategy.load_optimizer_state(module, optimizer, saved)
         for scheduler, saved in zip(self.lr_schedulers, state["lr_schedulers"], strict=True):
             scheduler["scheduler"].load_state_dict(saved)
-        self.precision.load_state_dict(state["precision"]["state"])
+        self.precision_plugin.load_state_dict(state["precision"]["state"])
         return state
 
     def _restore_loops(self, state: dict[str, Any], path: Path) -> None:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from . import loaders as data
 from . import manual, optim
-from .attributes import LightningAttributes
+from .attributes import LightningAttributes, TrainerFn, TrainerState, TrainerStatus, running
 from .automatic import AutomaticOptimization
 from .errors import NonFiniteLossError as NonFiniteLossError  # re-exported: defined here before
 from .errors import UsageError
@@ -82,7 +82,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self.device = torch.device("cpu")
         if config.deterministic:
             use_deterministic_algorithms()
-        self.precision = Precision(self.device)
+        self.precision_plugin = Precision(self.device)
         self.metrics = Metrics(sync=self.strategy.reduce)
         self.progress = ProgressBar(False)
         self.loggers: list[Any] = []
@@ -90,8 +90,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
 
         self.loop = LoopProgress()  # where fit is: what a checkpoint saves to resume there
         self.should_stop = False
-        self.fitting = False
-        self.sanity_checking = False  # inside the sanity check's validation run
+        self.state = TrainerState()  # what runs now: trainer.fitting, .sanity_checking, ...
         self.stop_signal: int | None = None  # SIGTERM/SIGUSR1 received: stop at the next step
         self.stopping_together = False  # every rank raised the same stop
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -107,42 +106,16 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self._folder_locks: list[Any] = []  # held while fitting (see _open_run)
         self.train_loader: DataLoader | None = None
         self.val_loaders: list[Any] = []  # the fit's (none: no validation)
+        self.eval_loaders: dict[str, list[Any]] = {}  # the last validate/test/predict's, by kind
         self.automatic: AutomaticOptimization | None = None  # set by fit
         # max_time: training time so far, carried across resumes in checkpoints.
         self.max_seconds = max_time_seconds(config.max_time)
         self._time_before = 0.0
         self._started = time.monotonic()
 
-    @property
-    def current_epoch(self) -> int:
-        """The epoch running now, from 0 (Lightning's; read-only)."""
-        return self.loop.epoch
-
-    @property
-    def global_step(self) -> int:
-        """Optimizer steps taken, across resumes (Lightning's; read-only)."""
-        return self.loop.global_step
-
-    @property
-    def callback_metrics(self) -> dict[str, torch.Tensor]:
-        """The latest value of every logged metric (what callbacks monitor)."""
-        self.metrics.fold_steps()
-        return self.metrics.callback_metrics
-
-    @property
-    def logged_metrics(self) -> dict[str, torch.Tensor]:
-        """The latest value sent (or due) to the loggers under each name."""
-        self.metrics.fold_steps()
-        return self.metrics.logged_metrics
-
-    @property
-    def progress_bar_metrics(self) -> dict[str, torch.Tensor]:
-        """The latest ``prog_bar=True`` values."""
-        self.metrics.fold_steps()
-        return self.metrics.progress_bar_metrics
-
     # ================================================================ fit
 
+    @running(TrainerFn.FITTING)
     def fit(
         self,
         model: Module,
@@ -159,8 +132,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         cfg = self.config
         if isinstance(train_dataloaders, DataModule):  # fit(model, datamodule), as Lightning
             train_dataloaders, datamodule = None, train_dataloaders
+        self.should_stop = False  # as Lightning: a new fit starts afresh
         self._setup()
-        self.fitting = True
         # 1. The hooks' set-up (configure_callbacks, prepare_data, setup,
         #    configure_model), then the model on its device and in its dtype,
         #    before the optimizer is built: optimizers hold references to the
@@ -177,7 +150,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         # 3. Optimizers and schedulers, from the module (any of Lightning's forms).
         manual.check_manual(self, module)
         self.optimizers, self.lr_schedulers = optim.configure(module)
-        self.optimizers = [self.precision.convert_optimizer(o) for o in self.optimizers]
+        self.optimizers = [self.precision_plugin.convert_optimizer(o) for o in self.optimizers]
         self.automatic = AutomaticOptimization(self)
         if self.strategy.owns_optimizer_step:  # DeepSpeed: the engine takes both together
             self.steps = self.strategy.connect_optimizer(
@@ -252,6 +225,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
 
     def _fit_failed(self, error: BaseException) -> None:
         """A fit ended by an error or a stop: on_exception (callbacks save), close the run."""
+        self.state.status = TrainerStatus.INTERRUPTED  # before on_exception, as Lightning
         status = "interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else "failed"
         self.progress.close()
         together = self.stopping_together or getattr(error, "every_rank", False)
@@ -294,7 +268,11 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         start = loop.batches_done  # > 0 when resuming mid-epoch
         total = self.num_training_batches  # this rank's, after limit_train_batches
         every = self._validation_every(val_loaders, total)  # None: no validation this epoch
-        for batch_idx, batch in enumerate(self._start_train_epoch(loader, start, total), start):
+        batches = self._start_train_epoch(loader, start, total)
+        if self._stopped_at_epoch_start():  # as Lightning: no batch, no validation
+            self._end_train_epoch()  # but the epoch ends
+            return
+        for batch_idx, batch in enumerate(batches, start):
             if batch_idx >= total:
                 break
             batch = self._transfer(batch, 0)
@@ -329,6 +307,11 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
             restore_rng_states(self._resume_rng)
             self._resume_rng = None
         return batches
+
+    def _stopped_at_epoch_start(self) -> bool:
+        """Whether ``on_train_epoch_start`` set ``should_stop`` (and min_epochs allows it)."""
+        self.should_stop = self.strategy.any(self.should_stop)  # every rank, or none
+        return self.should_stop and self.loop.epoch >= self.config.min_epochs
 
     def _validation_every(self, val_loaders: list[Any], total: int) -> int | None:
         """Training batches between this epoch's validations (0: at its end; None: none)."""
@@ -447,7 +430,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         """Move a batch to the device and into the precision's dtype."""
         if self.device.type != "cpu":  # loaders yield CPU tensors: nothing to move
             batch = to_device(batch, self.device)
-        return self.precision.convert_input(batch)
+        return self.precision_plugin.convert_input(batch)
 
     def _transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """The batch on the device: through the transfer hooks when any is overridden."""
@@ -457,12 +440,12 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         batch = hooks.on_before_batch_transfer(batch, dataloader_idx)
         batch = hooks.transfer_batch_to_device(batch, self.device, dataloader_idx)
         batch = hooks.on_after_batch_transfer(batch, dataloader_idx)
-        return self.precision.convert_input(batch)
+        return self.precision_plugin.convert_input(batch)
 
     def _attach(self, module: Module) -> Module:
         """Put the module on this rank's device and precision, then let the strategy wrap it."""
         module.trainer = self
-        module = self.precision.convert_module(module.to(self.device))
+        module = self.precision_plugin.convert_module(module.to(self.device))
         self.steps = self.strategy.connect(module)
         return module
 
@@ -474,8 +457,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         """
         cfg = self.config
         self.device = self.strategy.setup(cfg.accelerator, cfg.devices, cfg.num_nodes)
-        if self.precision.device != self.device:
-            self.precision = Precision(self.device)
+        if self.precision_plugin.device != self.device:
+            self.precision_plugin = Precision(self.device)
         self.progress = ProgressBar(cfg.enable_progress_bar and self.strategy.is_global_zero)
         self.stopping_together = False
         self.metrics.reset()  # each run's metrics are its own, as in Lightning

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import jinja2
 from conftest import ROOT
 from render_snapshot import SNAPSHOT, combinations, differences, render_all
 
@@ -52,3 +53,15 @@ def test_template_files_stay_short_with_few_tags() -> None:
             if len(text) > MAX_LINES or tags > MAX_TAG_LINES:
                 over.add(path.relative_to(template).as_posix())
     assert not over, f"over {MAX_LINES} lines or {MAX_TAG_LINES} tag lines: {sorted(over)}"
+
+
+def test_templates_compiled_once_still_follow_each_environments_syntax() -> None:
+    # conftest compiles each template string once per process (copier's renders
+    # are most of the suite's time): a string shared by two syntaxes must still
+    # render by each one's own delimiters.
+    source = "<< x >> {{ x }}"
+    plain = jinja2.Environment()
+    angled = jinja2.Environment(variable_start_string="<<", variable_end_string=">>")
+    for _ in range(2):  # the second time from the cache
+        assert plain.from_string(source).render(x=1) == "<< x >> 1"
+        assert angled.from_string(source).render(x=1) == "1 {{ x }}"

@@ -116,20 +116,23 @@ def kept(folder: Path) -> list[str]:
 @pytest.mark.parametrize("on_epoch_end", [None, True, False])
 @pytest.mark.parametrize(
     "settings",
-    [{"check_val_every_n_epoch": 2}, {"val_check_interval": 0.5}, {}],
-    ids=["every-2-epochs", "twice-an-epoch", "each-epoch"],
+    [{"check_val_every_n_epoch": 2}, {"val_check_interval": 0.5}, {}, {"monitor": None}],
+    ids=["every-2-epochs", "twice-an-epoch", "each-epoch", "no-monitor"],
 )
 def test_model_checkpoint_options_keep_and_say_what_lightning_does(
     engine, tmp_path, capsys, caplog, on_epoch_end, settings
 ) -> None:
+    settings = dict(settings)
     options = {
-        "monitor": "val_loss",
+        "monitor": settings.pop("monitor", "val_loss"),
         "save_top_k": 2,
         "filename": "e{epoch:02d}-s{step}-v{val_loss:.2f}",
         "auto_insert_metric_name": False,
         "save_on_train_epoch_end": on_epoch_end,
         "verbose": True,
     }
+    if options["monitor"] is None:
+        options["save_top_k"] = -1  # Lightning refuses any other k without a monitor
     ours_dir, their_dir = tmp_path / "o", tmp_path / "l"
     mine = engine[2].ModelCheckpoint(dirpath=ours_dir, save_last=False, **options)
     theirs = pl.callbacks.ModelCheckpoint(dirpath=their_dir, **options)
@@ -137,8 +140,9 @@ def test_model_checkpoint_options_keep_and_say_what_lightning_does(
         fit_both(engine, tmp_path, [mine], [theirs], **settings)
     assert kept(ours_dir) == kept(their_dir)
     assert kept(ours_dir)  # something was kept: the comparison says something
+    their_score = None if theirs.best_model_score is None else float(theirs.best_model_score)
     assert (mine.best_model_score, Path(mine.best_model_path).name) == (
-        pytest.approx(float(theirs.best_model_score)),
+        pytest.approx(their_score),
         Path(theirs.best_model_path).name,
     )
 
@@ -149,7 +153,7 @@ def test_model_checkpoint_options_keep_and_say_what_lightning_does(
     ours_said = said(capsys.readouterr().out, ours_dir)
     their_said = said("\n".join(r.getMessage() for r in caplog.records), their_dir)
     assert ours_said == their_said
-    assert ours_said
+    assert bool(ours_said) == (options["monitor"] is not None)  # Lightning: nothing without
 
 
 @pytest.mark.parametrize("on_epoch_end", [None, True, False])
@@ -251,3 +255,43 @@ def test_learning_rate_monitor_logs_what_lightning_logs(
     )
     assert sorted(ours_log.rates) == sorted(their_log.rates)
     assert ours_log.rates
+
+
+def test_several_checkpoint_callbacks_keep_their_own_state_under_lightnings_keys(
+    engine, tmp_path
+) -> None:
+    # Lightning keys each callback's state by its state_key (a ModelCheckpoint's
+    # names its monitor and schedule): two ModelCheckpoints keep two states.
+    def callbacks(lib, folder: Path) -> list:
+        return [
+            lib.ModelCheckpoint(dirpath=folder / "best", monitor="val_loss", save_last=True),
+            lib.ModelCheckpoint(dirpath=folder / "every", save_top_k=-1, every_n_epochs=2),
+            lib.EarlyStopping(monitor="val_loss", patience=5),
+        ]
+
+    ours, theirs = callbacks(engine[2], tmp_path / "o"), callbacks(pl.callbacks, tmp_path / "l")
+    fit_both(engine, tmp_path, ours, theirs, max_epochs=4)
+    saved = torch.load(tmp_path / "o" / "best" / "last.ckpt", weights_only=True)["callbacks"]
+    theirs_saved = torch.load(tmp_path / "l" / "best" / "last.ckpt", weights_only=False)
+    assert sorted(saved) == sorted(theirs_saved["callbacks"])
+    assert len(saved) == 3
+
+    resumed = callbacks(engine[2], tmp_path / "o")
+    trainer = engine[1].Trainer(
+        accelerator="cpu",
+        default_root_dir=str(tmp_path / "ours"),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_epochs=4,
+        callbacks=resumed,
+    )
+    # The last callback's last.ckpt: written after both saved at the last epoch.
+    last = tmp_path / "o" / "every" / "last.ckpt"
+    trainer.fit(scripted(engine[0].Module)(), loader(), loader(16), ckpt_path=str(last))
+    for before, after in zip(ours[:2], resumed[:2], strict=True):
+        assert (after.best_model_path, after.best_k_models) == (
+            before.best_model_path,
+            before.best_k_models,
+        )
+    assert ours[0].best_model_path != ours[1].best_model_path  # two states, not one twice

@@ -424,7 +424,7 @@ def find_best(root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
         return Path(ours[0].best_model_path)
     last = find_last(root, asked="best")
     run = f"--ckpt_path best: the run that wrote {str(last)!r}"
-    saved = _ranking(last)
+    saved = _ranking(last, ours[0].monitor if ours else None)
     if saved is None:
         raise CheckpointError(
             f"{run} had no ModelCheckpoint, so it ranked no checkpoint; pass 'last' or "
@@ -457,8 +457,8 @@ def find_best(root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
     return best
 
 
-def _ranking(last: Path) -> dict[str, Any] | None:
-    """The ModelCheckpoint state saved in ``last`` (a file, or a sharded folder); None if none."""
+def _ranking(last: Path, monitor: str | None) -> dict[str, Any] | None:
+    """The ModelCheckpoint state in ``last`` (a file or a sharded folder), ``monitor``'s if any."""
     if last.is_dir():
         try:  # checkpoint folders exist in fsdp and deepspeed projects only
             from .checkpoint_folder import SHARDED, TRAINER_FILE  # it imports this module
@@ -468,10 +468,9 @@ def _ranking(last: Path) -> dict[str, Any] | None:
             state = load(last / TRAINER_FILE, without=SHARDED)
     else:
         state = load(last, weights=False)
-    # Duck typing, as the Trainer's: a subclass of ModelCheckpoint is saved under its own name.
-    states = state["callbacks"].values()
+    states = state["callbacks"].values()  # duck typing: a ModelCheckpoint's has best_model_path
     found = [s for s in states if isinstance(s, dict) and "best_model_path" in s]
-    return found[0] if found else None
+    return ([s for s in found if s.get("monitor") == monitor] or found or [None])[0]
 
 
 def _beside(last: Path, best: Path, dirpath: str | None) -> Path:

@@ -459,6 +459,15 @@ class Callback:
     monitoring = False
     checkpointing = False  # moved after the other callbacks (ModelCheckpoint)
 
+    @property
+    def state_key(self) -> str:
+        """Its state's key in a checkpoint: the class name, as Lightning's."""
+        return type(self).__qualname__
+
+    def _generate_state_key(self, **settings: Any) -> str:
+        """A key that tells apart instances with other ``settings`` (Lightning's format)."""
+        return f"{type(self).__qualname__}{settings!r}"
+
     def state_dict(self) -> dict[str, Any]:
         """What this callback keeps in checkpoints (saved only when not empty)."""
         return {}

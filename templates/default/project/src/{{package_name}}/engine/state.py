@@ -104,11 +104,11 @@ class CheckpointState:
         self.strategy.save(state, path)
 
     def _callback_states(self) -> dict[str, Any]:
-        """Each callback's non-empty ``state_dict``, under its class name."""
+        """Each callback's non-empty ``state_dict``, under its ``state_key``."""
         states = {}
         for callback in self.callbacks:
             if overrides(callback, "state_dict", Callback) and (saved := callback.state_dict()):
-                states[type(callback).__name__] = saved
+                states[state_key(callback)] = saved
         return states
 
     def remove_checkpoint(self, path: str | Path) -> None:
@@ -137,7 +137,9 @@ class CheckpointState:
             return state
         hooks.of("on_load_checkpoint", "callbacks")(state)
         for callback in self.callbacks:
-            saved = state["callbacks"].get(type(callback).__name__)
+            saved = state["callbacks"].get(state_key(callback))
+            if saved is None:  # a checkpoint written before state keys: its class name
+                saved = state["callbacks"].get(type(callback).__name__)
             if saved is not None and overrides(callback, "load_state_dict", Callback):
                 callback.load_state_dict(saved)
         for optimizer, saved in zip(self.optimizers, state["optimizer_states"], strict=True):
@@ -182,3 +184,12 @@ class CheckpointState:
         root = self.config.default_root_dir
         path = on_rank_zero(self.strategy, ckpt.resolve, ckpt_path, root, self.callbacks)
         return Path(self.strategy.broadcast(str(path) if path is not None else None))
+
+
+def state_key(callback: Any) -> str:
+    """Where ``callback``'s state goes in ``checkpoint["callbacks"]``, as Lightning keys it.
+
+    Its ``state_key`` (ModelCheckpoint's and EarlyStopping's name their monitor and
+    schedule, so two of them keep two states), else its class name.
+    """
+    return getattr(callback, "state_key", type(callback).__qualname__)

@@ -466,7 +466,7 @@ class Callback:
 
     def _generate_state_key(self, **settings: Any) -> str:
         """A key that tells apart instances with other ``settings`` (Lightning's format)."""
-        return f"{type(self).__qualname__}{settings!r}"
+        return generated_state_key(self, **settings)
 
     def state_dict(self) -> dict[str, Any]:
         """What this callback keeps in checkpoints (saved only when not empty)."""
@@ -474,6 +474,11 @@ class Callback:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
+
+
+def generated_state_key(callback: Any, **settings: Any) -> str:
+    """Lightning's state key format: the class name, then ``settings`` (e.g. the monitor)."""
+    return f"{type(callback).__qualname__}{settings!r}"
 
 
 def _no_op(hook: Hook) -> Callable[..., None]:

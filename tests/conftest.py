@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 import pytest
+from venvs import torch_extensions
 
 from scaffold.new import Created, create
 
@@ -102,6 +103,7 @@ def project_env() -> dict[str, str]:
     # core, and two suites of two threads each on two cores took 75 s where
     # one thread each took 55 s.
     env["OMP_NUM_THREADS"] = "1"
+    env["TORCH_EXTENSIONS_DIR"] = str(torch_extensions(sys.executable))
     return env
 
 
@@ -121,6 +123,7 @@ def run_project_tests(
     # The project's scripts (scripts/train.sh) call `python`: the same interpreter.
     env = project_env()
     env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
+    env["TORCH_EXTENSIONS_DIR"] = str(torch_extensions(python))
     return subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=path,
@@ -154,7 +157,7 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 
 # Tests that take half a minute or more (besides the generated suites, costed
-# by matrix.expected_seconds), with their rough cost in seconds: measured in
+# by matrix.expected_seconds on the same scale), with their cost in seconds: measured in
 # the CI run of 6468c74 (2026-11-30). Unlisted, a long test is scheduled among
 # the short ones and can start last, with the other worker idle (the own-data
 # suite did: 158 s at the end of that run).
@@ -190,9 +193,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def seconds(item: pytest.Item) -> int:
         params = getattr(item, "callspec", None)
         if params is not None and isinstance(params.params.get("answers"), dict):
-            # expected_seconds' units are a fifth of LONG's: the suites of the CI run
-            # of 6468c74 took 73 to 459 s where it gives 15 to 85.
-            return 5 * expected_seconds(params.params["answers"])
+            return expected_seconds(params.params["answers"])  # LONG's scale
         return LONG.get(getattr(item, "originalname", item.name), 0)
 
     items.sort(key=seconds, reverse=True)  # stable: the rest keep their order

@@ -75,6 +75,20 @@ def python_for(project: Path) -> Path:
     return _python(venv)
 
 
+def torch_extensions(python: Path | str) -> Path:
+    """Where torch keeps the C++ ops ``python``'s packages build at run time.
+
+    DeepSpeed on a CPU builds its shared-memory collective op the first time a
+    process initialises it (1.5 to 4 minutes on CI's 2 cores). torch keeps such
+    builds in one folder per op name, ``~/.cache/torch_extensions`` by default,
+    and rebuilds when the sources' paths change: with the dev venv's DeepSpeed
+    and a project venv's taking turns in one folder, each rebuilt the other's
+    (15 builds in one day's test runs on this machine). One folder per
+    interpreter builds each once.
+    """
+    return home() / "torch_extensions" / _key([str(python)])
+
+
 def _torch_base() -> Path:
     """A folder holding torch (CPU build, from constraints.txt) and what torch requires."""
     torch_pin = next(

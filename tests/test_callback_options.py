@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def fit_both(
     ours = engine[1].Trainer(
         default_root_dir=str(tmp_path / "ours"), logger=False, callbacks=ours_callbacks, **settings
     )
+    torch.manual_seed(0)  # the same initial weights on both sides
     ours.fit(module(engine[0].Module)(), loader(), loader(16))
     theirs = pl.Trainer(
         default_root_dir=str(tmp_path / "lightning"),
@@ -105,6 +107,7 @@ def fit_both(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        torch.manual_seed(0)
         theirs.fit(module(pl.LightningModule)(), loader(), loader(16))
     return ours, theirs
 
@@ -295,3 +298,96 @@ def test_several_checkpoint_callbacks_keep_their_own_state_under_lightnings_keys
             before.best_k_models,
         )
     assert ours[0].best_model_path != ours[1].best_model_path  # two states, not one twice
+
+
+def test_save_weights_only_keeps_and_refuses_what_lightning_does(engine, tmp_path) -> None:
+    # ModelCheckpoint(save_weights_only=True): the weights and the loop's position,
+    # no optimizer, scheduler or callback state; the callbacks' on_save_checkpoint
+    # isn't called, the module's is; a fit can't resume from one, an evaluation can.
+    saves: dict[str, list[str]] = {"ours": [], "lightning": []}
+
+    def recorded(side: str, base):
+        class Recorded(scripted(base)):
+            def on_save_checkpoint(self, checkpoint) -> None:
+                saves[side].append("module")
+
+        return Recorded
+
+    package = engine[1].__name__.rsplit(".", 1)[0]  # the generated engine's
+
+    def callbacks(lib, side: str, folder: Path) -> list:
+        base = pl.Callback if side == "lightning" else sys.modules[f"{package}.hooks"].Callback
+
+        class Watcher(base):
+            def on_save_checkpoint(self, trainer, module, checkpoint) -> None:
+                saves[side].append("callback")
+
+        best = lib.ModelCheckpoint(
+            dirpath=folder,
+            monitor="val_loss",
+            save_top_k=2,
+            save_last=True,  # Lightning's default is None, ours True
+            save_weights_only=True,
+        )
+        return [best, Watcher()]
+
+    ours_folder, their_folder = tmp_path / "o", tmp_path / "l"
+    ours_callbacks = callbacks(engine[2], "ours", ours_folder)
+    their_callbacks = callbacks(pl.callbacks, "lightning", their_folder)
+    modules = {"ours": recorded("ours", engine[0].Module)}
+    modules["lightning"] = recorded("lightning", pl.LightningModule)
+
+    def module(base):
+        return modules["ours" if base is engine[0].Module else "lightning"]
+
+    ours, theirs = fit_both(
+        engine, tmp_path, ours_callbacks, their_callbacks, module=module, max_epochs=4
+    )
+    assert kept(ours_folder) == kept(their_folder) and len(kept(ours_folder)) == 2
+    assert saves["ours"] == saves["lightning"] and set(saves["ours"]) == {"module"}
+
+    for name in [*kept(ours_folder), "last.ckpt"]:
+        mine = torch.load(ours_folder / name, weights_only=True)
+        lightning = torch.load(their_folder / name, weights_only=False)
+        for resume_only in ("optimizer_states", "lr_schedulers", "callbacks"):
+            assert resume_only not in mine and resume_only not in lightning, name
+        assert (mine["epoch"], mine["global_step"]) == (
+            lightning["epoch"],
+            lightning["global_step"],
+        )
+        assert mine["state_dict"].keys() == lightning["state_dict"].keys()
+        for key, tensor in mine["state_dict"].items():
+            torch.testing.assert_close(tensor, lightning["state_dict"][key], rtol=0, atol=1e-6)
+
+    # An evaluation takes one, on both sides, to the same numbers.
+    best = Path(ours_callbacks[0].best_model_path)
+    assert best.name == Path(their_callbacks[0].best_model_path).name
+    layer = {}
+    for side, trainer, folder in (("ours", ours, ours_folder), ("lightning", theirs, their_folder)):
+        evaluated = modules[side]()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.validate(evaluated, loader(16), ckpt_path=str(folder / best.name))
+        layer[side] = evaluated.layer.weight.detach().clone()
+    torch.testing.assert_close(layer["ours"], layer["lightning"], rtol=0, atol=1e-6)
+
+    # A fit refuses to resume from one: Lightning's KeyError, our one line naming it.
+    with pytest.raises(KeyError, match="save_weights_only"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pl.Trainer(
+            default_root_dir=str(tmp_path / "lightning2"),
+            logger=False,
+            enable_progress_bar=False,
+            max_epochs=5,
+        ).fit(
+            modules["lightning"](), loader(), loader(16), ckpt_path=str(their_folder / "last.ckpt")
+        )
+    refused = engine[1].Trainer(
+        accelerator="cpu", default_root_dir=str(tmp_path / "ours2"), logger=False, max_epochs=5
+    )
+    last = ours_folder / "last.ckpt"
+    errors = sys.modules[f"{package}.errors"]
+    only = rf"^{re.escape(repr(str(last)))} holds the model's weights only"
+    with pytest.raises(errors.CheckpointError, match=only):
+        refused.fit(modules["ours"](), loader(), loader(16), ckpt_path=str(last))
+    assert not (tmp_path / "ours2").exists()

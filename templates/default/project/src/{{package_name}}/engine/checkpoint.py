@@ -32,7 +32,6 @@ import re
 import secrets
 import shutil
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +61,9 @@ REQUIRED = (
     "callbacks",
     "rng",
 )
+# What only resuming a fit needs: a weights-only checkpoint (ModelCheckpoint's
+# save_weights_only, Lightning's) leaves it out and says so ("weights_only").
+RESUMING = ("optimizer_states", "lr_schedulers", "callbacks", "rng")
 _CHUNK = 1 << 24  # bytes read at a time when checking a file
 
 
@@ -247,6 +249,7 @@ def load(
     *,
     without: tuple[str, ...] = (),
     weights: bool = True,
+    resuming: bool = False,
 ) -> dict[str, Any]:
     """Read a checkpoint file written by :func:`save`, after checking it.
 
@@ -259,10 +262,12 @@ def load(
             best`` reads last.ckpt's callback state): they are memory-mapped,
             never read, and only the pickle's CRC-32 is checked, so a large
             model's checkpoint costs neither the time nor the memory.
+        resuming: A fit resumes from it, so a weights-only one is refused.
 
     Raises:
         CheckpointError: It is missing, not a checkpoint (empty, cut short,
-            text, random bytes, a pickle), corrupt, or not whole.
+            text, random bytes, a pickle), corrupt, or not whole; or weights
+            only, with ``resuming``.
     """
     path = Path(path)
     if not path.exists():
@@ -292,7 +297,7 @@ def load(
             raise CheckpointError(
                 f"checkpoint {str(path)!r} can't be read ({reason}); use another checkpoint"
             ) from None
-    _check_contents(path, checkpoint, without)
+    _check_contents(path, checkpoint, without, resuming)
     return checkpoint
 
 
@@ -348,7 +353,9 @@ def _what_it_is(head: bytes) -> str:
     return "it is a text file"
 
 
-def _check_contents(path: Path, checkpoint: Any, without: tuple[str, ...]) -> None:
+def _check_contents(
+    path: Path, checkpoint: Any, without: tuple[str, ...], resuming: bool = False
+) -> None:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else None
         if isinstance(checkpoint, dict) and "format" not in checkpoint:
@@ -359,6 +366,14 @@ def _check_contents(path: Path, checkpoint: Any, without: tuple[str, ...]) -> No
             f"{str(path)!r} is not a checkpoint of this project ({what}); pass a .ckpt "
             "this project wrote"
         )
+    if checkpoint.get("weights_only") is True:
+        if resuming:
+            raise CheckpointError(
+                f"{str(path)!r} holds the model's weights only (save_weights_only=True), "
+                "not the optimizer and loop state a fit resumes from; validate, test or "
+                "predict with it, or start a new fit from its weights (load_from_checkpoint)"
+            )
+        without = (*without, *RESUMING)
     missing = [key for key in REQUIRED if key not in without and key not in checkpoint]
     if missing:
         raise CheckpointError(
@@ -382,118 +397,3 @@ class Source:
 def source(path: str | Path, checkpoint: dict[str, Any]) -> Source:
     """Describe a loaded checkpoint for the 'Loaded ...' line."""
     return Source(Path(path), int(checkpoint["epoch"]), int(checkpoint["global_step"]))
-
-
-# ---------------------------------------------------------------- finding one
-
-
-def find_last(root: str | Path, asked: str = "last") -> Path:
-    """The most recent ``last.ckpt`` under ``root`` (for ``--ckpt_path last``).
-
-    What killed writers left beside a last.ckpt is tidied first (:func:`clean_stale`),
-    so a sharded one killed between its two renames is found in place.
-    """
-    root = Path(root)
-    for folder in {tmp.parent for tmp in root.glob(f"**/.last.ckpt.*{TEMP}")}:
-        clean_stale(folder)
-    candidates = sorted(root.glob("**/last.ckpt"), key=os.path.getmtime)
-    if not candidates:
-        why = "" if asked == "last" else " (ModelCheckpoint records the best one there)"
-        raise CheckpointError(
-            f"--ckpt_path {asked}: no last.ckpt under {str(root)!r}{why}; train first, "
-            "or pass the path of a checkpoint"
-        )
-    return candidates[-1]
-
-
-def find_best(root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
-    """The best checkpoint for ``--ckpt_path best``.
-
-    In the process that trained, the ModelCheckpoint callback knows it. In a
-    later one, it is the ``best_model_path`` that the ModelCheckpoint state in
-    the newest last.ckpt (what ``--ckpt_path last`` picks) recorded, found
-    beside that last.ckpt, so a run folder that was moved or copied still works.
-
-    Raises:
-        CheckpointError: Naming that run, when it ranked nothing (no
-            ModelCheckpoint, no monitor, or another monitor than ``callbacks``'),
-            or its best checkpoint is gone.
-    """
-    ours = [cb for cb in callbacks if hasattr(cb, "best_model_path")]
-    if ours and ours[0].best_model_path:  # this process trained
-        return Path(ours[0].best_model_path)
-    last = find_last(root, asked="best")
-    run = f"--ckpt_path best: the run that wrote {str(last)!r}"
-    saved = _ranking(last, ours[0].monitor if ours else None)
-    if saved is None:
-        raise CheckpointError(
-            f"{run} had no ModelCheckpoint, so it ranked no checkpoint; pass 'last' or "
-            "the path of a checkpoint"
-        )
-    monitor = saved.get("monitor")
-    if monitor is None:
-        raise CheckpointError(
-            f"{run} ranked no metric (checkpoint.monitor was null); pass 'last', or train "
-            "with --checkpoint.monitor set to a logged metric"
-        )
-    if ours and ours[0].monitor not in (None, monitor):
-        raise CheckpointError(
-            f"{run} ranked its checkpoints by {monitor!r}, not {ours[0].monitor!r} as "
-            f"checkpoint.monitor says here; pass --checkpoint.monitor {monitor} for its best, "
-            "or the path of a checkpoint"
-        )
-    if not saved.get("best_model_path"):
-        raise CheckpointError(
-            f"{run} saved no checkpoint ranked by {monitor!r} (validation never logged it, "
-            "or save_top_k was 0); pass 'last' or the path of a checkpoint"
-        )
-    best = _beside(last, Path(saved["best_model_path"]), saved.get("dirpath"))
-    if not best.exists():
-        raise CheckpointError(
-            f"{run} recorded {str(best)!r} as its best by {monitor!r} "
-            f"({saved['best_model_score']:.6g}), which no longer exists (deleted or moved); "
-            "pass 'last' or the path of another checkpoint"
-        )
-    return best
-
-
-def _ranking(last: Path, monitor: str | None) -> dict[str, Any] | None:
-    """The ModelCheckpoint state in ``last`` (a file or a sharded folder), ``monitor``'s if any."""
-    if last.is_dir():
-        try:  # checkpoint folders exist in fsdp and deepspeed projects only
-            from .checkpoint_folder import SHARDED, TRAINER_FILE  # it imports this module
-        except ImportError:
-            state = load(last)  # refuses the folder, saying what it is
-        else:
-            state = load(last / TRAINER_FILE, without=SHARDED)
-    else:
-        state = load(last, weights=False)
-    states = state["callbacks"].values()  # duck typing: a ModelCheckpoint's has best_model_path
-    found = [s for s in states if isinstance(s, dict) and "best_model_path" in s]
-    return ([s for s in found if s.get("monitor") == monitor] or found or [None])[0]
-
-
-def _beside(last: Path, best: Path, dirpath: str | None) -> Path:
-    """Where ``best`` is now: ModelCheckpoint wrote it in ``last``'s folder (its dirpath)."""
-    if dirpath is not None:
-        try:
-            return last.parent / best.relative_to(dirpath)
-        except ValueError:
-            pass  # written elsewhere: take it as it was recorded
-    return best
-
-
-def resolve(ckpt_path: str | Path, root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
-    """``--ckpt_path``: 'last' (the newest last.ckpt under ``root``), 'best' or a path that exists.
-
-    ``callbacks``: the Trainer's, for 'best' (:func:`find_best`).
-    """
-    if str(ckpt_path) == "best":
-        path = find_best(root, callbacks)
-    elif str(ckpt_path) == "last":
-        path = find_last(root)
-    else:
-        path = Path(ckpt_path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    return path

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .checkpoint import FORMAT
+from .ckpt_path import resolve
 from .hooks import Callback, checkpointing, overrides
 from .module import DataModule
 from .precision import NAME as PRECISION
@@ -76,8 +77,14 @@ class CheckpointState:
         """The first ModelCheckpoint among the callbacks, or None (Lightning's property)."""
         return next((cb for cb in self.callbacks if checkpointing(cb)), None)
 
-    def save_checkpoint(self, path: str | Path) -> None:
-        """Write everything needed to resume exactly here (see ``checkpoint.py``)."""
+    def save_checkpoint(self, path: str | Path, weights_only: bool = False) -> None:
+        """Write everything needed to resume exactly here (see ``checkpoint.py``).
+
+        With ``weights_only`` (Lightning's), the module's weights, hyperparameters
+        and the loop's position, without the optimizer, scheduler, callback and
+        random states a fit resumes from; the callbacks' ``on_save_checkpoint``
+        isn't called, the module's is.
+        """
         if self.config.fast_dev_run:
             return  # a smoke test keeps nothing
         module = self.module
@@ -87,17 +94,24 @@ class CheckpointState:
             "state_dict": self.strategy.model_state(module),
             "shapes": ckpt.shapes(module),  # to refuse another model's checkpoint up front
             "hyper_parameters": dict(module.hparams),
-            "optimizer_states": [self.strategy.optimizer_state(module, o) for o in self.optimizers],
-            "lr_schedulers": [s["scheduler"].state_dict() for s in self.lr_schedulers],
             "precision": {"name": PRECISION, "state": self.precision_plugin.state_dict()},
-            "callbacks": self._callback_states(),
-            "rng": self.strategy.gather(rng_states()),  # one entry per rank
         }
+        if weights_only:
+            state["weights_only"] = True
+        else:
+            optimizers, strategy = self.optimizers, self.strategy
+            state["optimizer_states"] = [strategy.optimizer_state(module, o) for o in optimizers]
+            state["lr_schedulers"] = [s["scheduler"].state_dict() for s in self.lr_schedulers]
+            state["callbacks"] = self._callback_states()
+            state["rng"] = strategy.gather(rng_states())  # one entry per rank
         datamodule = self.datamodule
         if datamodule is not None and overrides(datamodule, "state_dict", DataModule):
             if data := datamodule.state_dict():
                 state["datamodule"] = data
-        self.hooks.on_save_checkpoint(state)
+        if weights_only:  # as Lightning: the module's on_save_checkpoint, not the callbacks'
+            self.hooks.of("on_save_checkpoint", "module")(state)
+        else:
+            self.hooks.on_save_checkpoint(state)
         for logger in self.loggers:  # records up to here on disk first: a run killed
             if hasattr(logger, "save"):  # after its checkpoint resumes with all of them
                 logger.save()
@@ -124,7 +138,7 @@ class CheckpointState:
         if full and self.strategy.is_global_zero:
             ckpt.clean_stale(path.parent)  # temp files of the run that was killed there
         module, hooks = self.module, self.hooks
-        state = self.strategy.load(path, module, self.optimizers if full else [])
+        state = self.strategy.load(path, module, self.optimizers if full else None)
         hooks.of("on_load_checkpoint", "module")(state)
         self.strategy.load_model_state(module, state["state_dict"])
         module.loaded_from = ckpt.source(path, state)
@@ -182,7 +196,7 @@ class CheckpointState:
         # Rank zero looks (and tidies what killed writers left); every rank loads that.
         # 'best': this run's ModelCheckpoint, or the one saved in last.ckpt (checkpoint.py).
         root = self.config.default_root_dir
-        path = on_rank_zero(self.strategy, ckpt.resolve, ckpt_path, root, self.callbacks)
+        path = on_rank_zero(self.strategy, resolve, ckpt_path, root, self.callbacks)
         return Path(self.strategy.broadcast(str(path) if path is not None else None))
 
 

@@ -353,9 +353,7 @@ def _what_it_is(head: bytes) -> str:
     return "it is a text file"
 
 
-def _check_contents(
-    path: Path, checkpoint: Any, without: tuple[str, ...], resuming: bool = False
-) -> None:
+def _check_contents(path: Path, checkpoint: Any, without: tuple[str, ...], resuming: bool) -> None:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else None
         if isinstance(checkpoint, dict) and "format" not in checkpoint:

@@ -53,12 +53,13 @@ def find_best(root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
         return Path(ours[0].best_model_path)
     last = find_last(root, asked="best")
     run = f"--ckpt_path best: the run that wrote {str(last)!r}"
-    saved = _ranking(last, ours[0].monitor if ours else None)
-    if saved == "weights only":
+    state = _trainer_state(last)
+    if state.get("weights_only") is True:
         raise CheckpointError(
             f"{run} saved weights only (save_weights_only=True), which keep no record of "
             "the best checkpoint; pass the path of a checkpoint"
         )
+    saved = _ranking(state, ours[0].monitor if ours else None)
     if saved is None:
         raise CheckpointError(
             f"{run} had no ModelCheckpoint, so it ranked no checkpoint; pass 'last' or "
@@ -91,11 +92,8 @@ def find_best(root: str | Path, callbacks: Sequence[Any] = ()) -> Path:
     return best
 
 
-def _ranking(last: Path, monitor: str | None) -> dict[str, Any] | str | None:
-    """The ModelCheckpoint state in ``last`` (a file or a sharded folder), ``monitor``'s if any.
-
-    "weights only" when ``last`` holds no callback states (``save_weights_only``).
-    """
+def _trainer_state(last: Path) -> dict[str, Any]:
+    """What ``last`` (a file or a sharded folder) holds besides the weights."""
     if last.is_dir():
         try:  # checkpoint folders exist in fsdp and deepspeed projects only
             from .checkpoint_folder import SHARDED, TRAINER_FILE  # it imports this module
@@ -105,8 +103,11 @@ def _ranking(last: Path, monitor: str | None) -> dict[str, Any] | str | None:
             state = load(last / TRAINER_FILE, without=SHARDED)
     else:
         state = load(last, weights=False)
-    if state.get("weights_only") is True:
-        return "weights only"
+    return state
+
+
+def _ranking(state: dict[str, Any], monitor: str | None) -> dict[str, Any] | None:
+    """The ModelCheckpoint state in a checkpoint's ``state``, ``monitor``'s if any."""
     states = state["callbacks"].values()  # duck typing: a ModelCheckpoint's has best_model_path
     found = [s for s in states if isinstance(s, dict) and "best_model_path" in s]
     return ([s for s in found if s.get("monitor") == monitor] or found or [None])[0]

@@ -240,16 +240,28 @@ def test_learning_rate_monitor_logs_what_lightning_logs(
 ) -> None:
     options = {"logging_interval": interval, "log_momentum": True, "log_weight_decay": True}
     ours_log, their_log = Recorder(), LightningRecorder()
+    seen: dict[str, list] = {"ours": [], "theirs": []}
 
     class Attach:  # the engine's loggers come from the project: add the recorder to them
         def on_fit_start(self, trainer, module) -> None:
             trainer.loggers.append(ours_log)
 
+    class Seen:  # the rates in callback_metrics, after each batch
+        side = "ours"
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            held = trainer.callback_metrics.items()
+            rates = {k: round(float(v), 9) for k, v in held if k.startswith(("lr-", "my-"))}
+            seen[self.side].append((trainer.global_step, rates))
+
+    class SeenByLightning(Seen, pl.Callback):
+        side = "theirs"
+
     fit_both(
         engine,
         tmp_path,
-        [Attach(), engine[2].LearningRateMonitor(**options)],
-        [pl.callbacks.LearningRateMonitor(**options)],
+        [Attach(), engine[2].LearningRateMonitor(**options), Seen()],
+        [pl.callbacks.LearningRateMonitor(**options), SeenByLightning()],
         module=lambda base: scripted(base, optimizer),
         max_epochs=2,
         log_every_n_steps=2,
@@ -258,6 +270,9 @@ def test_learning_rate_monitor_logs_what_lightning_logs(
     )
     assert sorted(ours_log.rates) == sorted(their_log.rates)
     assert ours_log.rates
+    # Lightning's monitor also puts them into trainer.callback_metrics.
+    assert seen["ours"] == seen["theirs"]
+    assert any(rates for _, rates in seen["ours"])
 
 
 def test_several_checkpoint_callbacks_keep_their_own_state_under_lightnings_keys(

@@ -178,6 +178,15 @@ def test_ddp_shards_plain_dataloaders_as_lightning_does(ddp_project: Path, tmp_p
         validated = seen[0][f"val_{epoch}"] + seen[1][f"val_{epoch}"]
         assert sorted(validated) == samples
     assert seen[0]["train_0"] != seen[0]["train_1"]  # a new order each epoch
+    # A prediction writer on each rank gets the dataset's indices of its share
+    # (each sample's value is its index): together, every sample once.
+    for rank in (0, 1):
+        for indices, values in seen[rank]["predicted"]:
+            assert indices == values, rank
+        batches = [indices for indices, _ in seen[rank]["predicted"]]
+        assert seen[rank]["predicted_epoch"] == [batches], rank
+    predicted = [i for r in (0, 1) for indices, _ in seen[r]["predicted"] for i in indices]
+    assert sorted(predicted) == samples
 
 
 def test_ddp_refuses_a_loader_it_cannot_shard_in_one_line(

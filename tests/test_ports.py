@@ -172,7 +172,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 class RandomData(pl.LightningDataModule):
     def __init__(self, batch_size=8):
         super().__init__()
-        self.batch_size = batch_size
+        self.save_hyperparameters()
 
     def prepare_data(self):
         # Once, before setup: where a real DataModule downloads. Here: one file.
@@ -187,13 +187,13 @@ class RandomData(pl.LightningDataModule):
         self.train, self.val, self.test = random_split(TensorDataset(x, y), [40, 16, 16], split)
 
     def train_dataloader(self):
-        return DataLoader(self.train, batch_size=self.batch_size)
+        return DataLoader(self.train, batch_size=self.hparams.batch_size)
 
     def val_dataloader(self):
-        return DataLoader(self.val, batch_size=self.batch_size)
+        return DataLoader(self.val, batch_size=self.hparams.batch_size)
 
     def test_dataloader(self):
-        return DataLoader(self.test, batch_size=self.batch_size)
+        return DataLoader(self.test, batch_size=self.hparams.batch_size)
 
 
 class Classifier(pl.LightningModule):
@@ -245,6 +245,8 @@ last_weights = {name: value.clone() for name, value in model.state_dict().items(
 validated = trainer.validate(model, datamodule=data, verbose=False)
 tested = trainer.test(model, datamodule=data, ckpt_path="best", verbose=False)
 best_weights = {name: value.clone() for name, value in model.state_dict().items()}
+saved = torch.load(checkpoint.best_model_path, weights_only=False)["datamodule_hyper_parameters"]
+reloaded = RandomData.load_from_checkpoint(checkpoint.best_model_path, batch_size=4)
 """
 
 LBFGS = """
@@ -394,6 +396,11 @@ def test_datamodule_with_checkpoint_and_early_stopping_then_validate_and_test(
     engine, tmp_path
 ) -> None:
     theirs, ours = both(DATA_MODULE, engine, tmp_path)
+    # The DataModule's save_hyperparameters: in hparams, in the checkpoint, and
+    # back through its load_from_checkpoint, with an override.
+    assert ours["data"].hparams == theirs["data"].hparams == {"batch_size": 8}
+    assert ours["saved"] == theirs["saved"] == {"batch_size": 8}
+    assert ours["reloaded"].hparams == theirs["reloaded"].hparams == {"batch_size": 4}
     # EarlyStopping stops both at the same epoch, well before max_epochs.
     assert ours["trainer"].current_epoch == theirs["trainer"].current_epoch < 20
     assert ours["trainer"].global_step == theirs["trainer"].global_step

@@ -3,10 +3,12 @@
     python plain_loader_ranks.py SRC OUT MODE
 
 MODE "plain": ``DataLoader(dataset, shuffle=True)`` for training and a
-sequential one for validation, as Lightning code passes them to ``fit``;
-writes ``rank<r>.json`` with the sample indices of each epoch's training
-and validation. MODE "weighted": a train loader on a
-``WeightedRandomSampler``, which can't be sharded; the fit must refuse.
+sequential one for validation, as Lightning code passes them to ``fit``,
+then ``predict`` with a prediction writer; writes ``rank<r>.json`` with the
+sample indices of each epoch's training and validation, and what the writer
+was handed (each batch's indices and samples, the run's indices). MODE
+"weighted": a train loader on a ``WeightedRandomSampler``, which can't be
+sharded; the fit must refuse.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def main() -> None:
     source, out, mode = sys.argv[1:4]
     sys.path.insert(0, source)
     from exp.engine.module import Module
+    from exp.engine.prediction_writer import BasePredictionWriter
     from exp.engine.rng import seed_everything
     from exp.engine.strategy import Strategy
     from exp.engine.trainer import Trainer
@@ -46,8 +49,19 @@ def main() -> None:
         def validation_step(self, batch, batch_idx: int) -> None:
             self._note(f"val_{self.current_epoch}", batch)
 
+        def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+            return batch[0]
+
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    class Writer(BasePredictionWriter):
+        def write_on_batch_end(self, trainer, module, prediction, indices, *args) -> None:
+            samples = [int(i) for i in prediction.flatten()]
+            module.seen.setdefault("predicted", []).append([indices, samples])
+
+        def write_on_epoch_end(self, trainer, module, predictions, indices) -> None:
+            module.seen["predicted_epoch"] = indices
 
     seed_everything(SEED)
     dataset = TensorDataset(torch.arange(SAMPLES, dtype=torch.float32).unsqueeze(1))
@@ -66,10 +80,13 @@ def main() -> None:
         num_sanity_val_steps=0,
         default_root_dir=str(Path(out) / "runs"),
         strategy=Strategy(),
+        callbacks=[Writer("batch_and_epoch")],
     )
     module = Recording()
     try:
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        if mode == "plain":
+            trainer.predict(module, dataloaders=DataLoader(dataset, batch_size=4))
         rank = trainer.strategy.rank
         (Path(out) / f"rank{rank}.json").write_text(json.dumps(module.seen))
     finally:

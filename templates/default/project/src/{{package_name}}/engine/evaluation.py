@@ -16,6 +16,7 @@ from .attributes import TrainerFn, running
 from .hooks import nothing
 from .metrics import as_floats
 from .module import DataModule, Module
+from .prediction_writer import recording, writes_predictions
 from .progress import print_results
 from .rng import restore_rng_states, rng_states
 from .state import LoopProgress
@@ -86,6 +87,8 @@ class Evaluation:
         if not loaders:
             raise data.missing(kind)
         limit = getattr(self.config, f"limit_{kind}_batches")
+        if stage == "predict" and writes_predictions(self.callbacks):  # indices for the writers
+            loaders = self.eval_loaders[kind] = [recording(loader) for loader in loaders]
         if stage == "predict":  # writes nothing: no run folder
             _, predictions = self._evaluate(loop, loaders, limit)
             self.hooks.teardown(stage)
@@ -134,6 +137,9 @@ class Evaluation:
         getattr(hooks, f"on_{loop}_start")()
         getattr(hooks, f"on_{loop}_epoch_start")()
         outputs: list[list[Any]] = [[] for _ in loaders]
+        writing = loop == "predict" and writes_predictions(self.callbacks)
+        if loop == "predict":
+            self.predict_loop.start(outputs)
         with self.strategy.inference():
             for dataloader_idx, loader in enumerate(loaders):
                 total = min(limit, len(loader)) if sanity else data.limit(limit, len(loader), name)
@@ -149,6 +155,8 @@ class Evaluation:
                         break
                     batch = self._transfer(batch, dataloader_idx)
                     self.metrics.new_batch(batch, self.dataloader_idx)
+                    if writing:
+                        self.predict_loop.new_batch(loader, dataloader_idx, batch_idx)
                     batch_start(batch, batch_idx, *extra)
                     self.metrics.hook = f"{loop}_step"
                     with self.precision_plugin.autocast():

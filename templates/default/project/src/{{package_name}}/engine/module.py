@@ -7,10 +7,9 @@ the loop that calls them is ``trainer.py``. Subclass them in ``module.py`` and
 
 from __future__ import annotations
 
-import inspect
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,26 +22,14 @@ from . import checkpoint as ckpt
 from . import gradients, manual
 from .errors import UsageError
 from .hooks import DataHooks, ModuleHooks
+from .hparams import Hyperparameters, rebuild
 from .log_entry import is_metric
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
 
-class AttributeDict(dict):
-    """A dict whose keys read as attributes too: ``hparams.lr`` (Lightning's AttributeDict)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"no hyperparameter {name!r}; saved: {sorted(self)}") from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
-
-
-class Module(ModuleHooks, nn.Module):
+class Module(Hyperparameters, ModuleHooks, nn.Module):
     """A ``torch.nn.Module`` with LightningModule's hooks.
 
     Override ``training_step`` and ``configure_optimizers``; the other hooks
@@ -53,7 +40,6 @@ class Module(ModuleHooks, nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._trainer: weakref.ref[Trainer] | None = None
-        self.hparams = AttributeDict()
         self.loaded_from: ckpt.Source | None = None  # the checkpoint the weights came from
         # (None again once a fit trains them)
 
@@ -68,40 +54,6 @@ class Module(ModuleHooks, nn.Module):
         self._trainer = weakref.ref(trainer) if trainer is not None else None
 
     # ------------------------------------------------------------ state
-
-    def save_hyperparameters(
-        self, *names: str, ignore: str | Sequence[str] = (), **hparams: Any
-    ) -> None:
-        """Record the ``__init__`` arguments so checkpoints can rebuild the module.
-
-        Called from ``__init__`` it records the caller's arguments, as in
-        Lightning: all of them, or only ``names``, less ``ignore`` (e.g. the
-        ``nn.Module`` arguments, whose weights the checkpoint holds anyway).
-        Keyword arguments are recorded as given. Values must be plain Python
-        (numbers, strings, lists, dicts); read them back as ``self.hparams.lr``
-        or ``self.hparams["lr"]``.
-        """
-        if odd := [name for name in names if not isinstance(name, str)]:
-            raise TypeError(
-                f"save_hyperparameters takes the names of __init__ arguments, not a "
-                f"{type(odd[0]).__name__}: call it with none (all of them), with names, "
-                "or with keyword arguments (save_hyperparameters(**config))"
-            )
-        if not hparams:
-            frame = inspect.currentframe()
-            caller = frame.f_back if frame is not None else None
-            if caller is not None:
-                info = inspect.getargvalues(caller)
-                hparams = {name: info.locals[name] for name in info.args[1:]}
-                if info.keywords:
-                    hparams.update(info.locals[info.keywords])
-            skipped = {ignore} if isinstance(ignore, str) else set(ignore)
-            hparams = {
-                name: value
-                for name, value in hparams.items()
-                if name not in skipped and (not names or name in names)
-            }
-        self.hparams.update(_without_networks(hparams))
 
     @property
     def device(self) -> torch.device:
@@ -395,27 +347,6 @@ class Module(ModuleHooks, nn.Module):
         return self.trainer
 
 
-def _without_networks(hparams: dict[str, Any]) -> dict[str, Any]:
-    """``hparams`` less its ``nn.Module`` values, with a warning naming them.
-
-    Their weights are in the checkpoint's state dict already, and the
-    checkpoint and config.yaml hold plain data only; Lightning keeps them
-    (pickled) and warns too. They are passed again at load time, as in
-    Lightning's quick start: ``load_from_checkpoint(path, encoder=...)``.
-    """
-    networks = [name for name, value in hparams.items() if isinstance(value, nn.Module)]
-    if networks:
-        warnings.warn(
-            f"save_hyperparameters: {', '.join(map(repr, networks))} "
-            f"{'is an nn.Module' if len(networks) == 1 else 'are nn.Modules'} whose weights "
-            "the checkpoint holds already; left out of hparams, so pass "
-            f"{'it' if len(networks) == 1 else 'them'} again to load_from_checkpoint "
-            f"(silence this with save_hyperparameters(ignore={networks!r}))",
-            stacklevel=3,
-        )
-    return {name: value for name, value in hparams.items() if name not in networks}
-
-
 def _rebuild(
     cls: type[Module],
     path: Path,
@@ -428,20 +359,7 @@ def _rebuild(
     The module's ``on_load_checkpoint`` runs first: the weights are checked as
     it leaves them.
     """
-    hparams = checkpoint["hyper_parameters"]
-    if not isinstance(hparams, dict):
-        raise ckpt.CheckpointError(
-            f"checkpoint {str(path)!r} is damaged: its hyper_parameters are a "
-            f"{type(hparams).__name__}, not a dict"
-        )
-    try:
-        inspect.signature(cls).bind(**{**hparams, **overrides})
-    except TypeError as error:
-        raise ckpt.CheckpointError(
-            f"checkpoint {str(path)!r} was not written by a {cls.__name__} "
-            f"(its hyperparameters don't fit: {error}); load it with the class that wrote it"
-        ) from None
-    module = cls(**{**hparams, **overrides})
+    module = rebuild(cls, path, checkpoint, "hyper_parameters", overrides)
     module.on_load_checkpoint(checkpoint)
     if isinstance(checkpoint.get("state_dict"), dict):  # a file: its weights, as the hook left them
         checkpoint = {**checkpoint, "shapes": None}
@@ -460,12 +378,34 @@ def _load_weights(module: Module, state: dict[str, Any], strict: bool) -> None:
             warnings.warn(f"strict=False: weights in {where}: {names}", stacklevel=3)
 
 
-class DataModule(DataHooks):
+class DataModule(Hyperparameters, DataHooks):
     """Lightning's DataModule: where the data comes from and how it is batched.
 
     Its ``state_dict`` (when not empty) travels in checkpoints and comes back
-    through ``load_state_dict`` on resume.
+    through ``load_state_dict`` on resume; so do its ``save_hyperparameters``.
     """
+
+    @classmethod
+    def load_from_checkpoint(cls, path: str | Path, **overrides: Any) -> DataModule:
+        """Build the DataModule a checkpoint's fit used, as Lightning's classmethod.
+
+        From the hyperparameters its ``save_hyperparameters`` recorded (none:
+        ``cls()``), with ``overrides`` replacing them (``batch_size=64``), then
+        its ``state_dict`` from the checkpoint when it kept one. A damaged or
+        foreign checkpoint, or hyperparameters that don't fit ``__init__``,
+        raise ``CheckpointError`` naming the file.
+        """
+        path = Path(path)
+        if path.is_dir():  # a sharded folder (fsdp, deepspeed): the loop's file holds these
+            from .strategy import read_folder
+
+            checkpoint = read_folder(path)
+        else:
+            checkpoint = ckpt.load(path, map_location="cpu")
+        datamodule = rebuild(cls, path, checkpoint, "datamodule_hyper_parameters", overrides)
+        if "datamodule" in checkpoint:
+            datamodule.load_state_dict(checkpoint["datamodule"])
+        return datamodule
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the data (e.g. a tokenizer's vocabulary)."""

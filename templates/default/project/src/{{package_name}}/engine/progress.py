@@ -6,9 +6,13 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 from tqdm import tqdm
+
+from .errors import ConfigError
+from .hooks import Callback
 
 
 class ProgressBar:
@@ -114,6 +118,67 @@ class ProgressBar:
             self.bar.set_postfix(_formatted(metrics), refresh=False)
         self.bar.close()
         self.bar = None
+
+
+class TQDMProgressBar(Callback):
+    """Lightning's progress-bar callback, for code ported from Lightning.
+
+    The Trainer draws its own bar (:class:`ProgressBar`: redrawn at most every
+    0.2 s, plain lines in a log file), so this only says whether to draw it:
+    ``refresh_rate=0`` turns it off, as in Lightning; any other rate shows it
+    (redrawn by time, not every ``refresh_rate`` batches). With
+    ``Trainer(enable_progress_bar=False)``, or beside another one, it is an
+    error, as in Lightning.
+    """
+
+    def __init__(self, refresh_rate: int = 1, process_position: int = 0, leave: bool = False):
+        if refresh_rate < 0:
+            raise ConfigError(f"{type(self).__name__}(refresh_rate={refresh_rate}): use 0 or more")
+        self.refresh_rate = refresh_rate
+        self.process_position = process_position
+        self.leave = leave
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the bar is drawn (Lightning's property)."""
+        return self.refresh_rate > 0
+
+    @property
+    def is_disabled(self) -> bool:
+        """Whether the bar is off (Lightning's property)."""
+        return not self.is_enabled
+
+
+class RichProgressBar(TQDMProgressBar):
+    """Lightning's rich bar, for ported code: the Trainer's own bar, as
+    :class:`TQDMProgressBar` (no ``rich`` needed; ``theme`` and ``console_kwargs``
+    are accepted and not used)."""
+
+    def __init__(
+        self,
+        refresh_rate: int = 1,
+        leave: bool = False,
+        theme: Any = None,
+        console_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(refresh_rate, leave=leave)
+
+
+def shows_progress(enabled: bool, callbacks: list[Any]) -> bool:
+    """``enable_progress_bar``, less a ported bar callback's ``refresh_rate=0``.
+
+    Raises ConfigError, as Lightning, for a bar callback with the bar off, or two of them.
+    """
+    bars = [callback for callback in callbacks if isinstance(callback, TQDMProgressBar)]
+    if len(bars) > 1:
+        names = ", ".join(type(bar).__name__ for bar in bars)
+        raise ConfigError(f"the callbacks hold {len(bars)} progress bars ({names}); keep one")
+    if bars and not enabled:
+        raise ConfigError(
+            f"Trainer(enable_progress_bar=False) and a {type(bars[0]).__name__} among the "
+            "callbacks: drop one of the two"
+        )
+    return enabled and not (bars and bars[0].is_disabled)
 
 
 class _Line:

@@ -108,6 +108,8 @@ class CheckpointState:
         if datamodule is not None and overrides(datamodule, "state_dict", DataModule):
             if data := datamodule.state_dict():
                 state["datamodule"] = data
+        if hparams := getattr(datamodule, "hparams", None):  # Lightning's key for them
+            state["datamodule_hyper_parameters"] = dict(hparams)
         if weights_only:  # as Lightning: the module's on_save_checkpoint, not the callbacks'
             self.hooks.of("on_save_checkpoint", "module")(state)
         else:

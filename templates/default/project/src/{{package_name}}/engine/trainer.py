@@ -36,7 +36,8 @@ from .metrics import Metrics, as_floats
 from .module import DataModule, Module
 from .options import TrainerConfig, lightning_strategy, max_time_seconds, validation_interval
 from .precision import Precision
-from .progress import ProgressBar, summarize
+from .prediction_writer import PredictLoop
+from .progress import ProgressBar, shows_progress, summarize
 from .rng import restore_rng_states, use_deterministic_algorithms
 from .run import RunFolder
 from .state import CheckpointState, LoopProgress
@@ -76,6 +77,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
             config = TrainerConfig(**{**asdict(config), **options})
         self.config = config
         self.callbacks = list(callbacks)
+        shows_progress(config.enable_progress_bar, self.callbacks)  # refused here, as Lightning
         self.run_config = run_config or {}
         self.strategy = lightning_strategy(strategy) or Strategy()
         # The device, precision and progress bar are set per process by _launch.
@@ -89,6 +91,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self.log_dir = Path(config.default_root_dir)
 
         self.loop = LoopProgress()  # where fit is: what a checkpoint saves to resume there
+        self.predict_loop = PredictLoop()  # what prediction writers read (Lightning's)
         self.should_stop = False
         self.state = TrainerState()  # what runs now: trainer.fitting, .sanity_checking, ...
         self.stop_signal: int | None = None  # SIGTERM/SIGUSR1 received: stop at the next step
@@ -459,7 +462,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self.device = self.strategy.setup(cfg.accelerator, cfg.devices, cfg.num_nodes)
         if self.precision_plugin.device != self.device:
             self.precision_plugin = Precision(self.device)
-        self.progress = ProgressBar(cfg.enable_progress_bar and self.strategy.is_global_zero)
+        showing = shows_progress(cfg.enable_progress_bar, self.callbacks)
+        self.progress = ProgressBar(showing and self.strategy.is_global_zero)
         self.stopping_together = False
         self.metrics.reset()  # each run's metrics are its own, as in Lightning
 

@@ -1,0 +1,183 @@
+"""Lightning's BasePredictionWriter and progress-bar callbacks, ported by the import
+change alone, against Lightning.
+
+The same program runs under pytorch_lightning 2.6.6 and in a generated project.
+A writer subclass recording what it is handed gets the same predictions, batch
+indices (the dataset's, in the sampler's order), batch_idx and dataloader_idx,
+at every write interval, with one and with two predict loaders, and with a loader
+whose indices can't be known (an iterable of batches: no indices, and a
+warning, on both sides). ``TQDMProgressBar`` shows the bar or, at
+``refresh_rate=0``, hides it, and the Trainer refuses what Lightning's refuses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+
+import pytest
+import torch
+from conftest import make_project
+from test_ports import both, ported, run
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> Iterator[str]:
+    """A freshly generated default project (its callbacks module); its engine's name."""
+    project = make_project(tmp_path_factory.mktemp("writer") / "writer-exp", logger="none").path
+    sys.path.insert(0, str(project / "src"))
+    try:
+        importlib.import_module("writer_exp.engine")
+        yield "writer_exp.engine"
+    finally:
+        sys.path.remove(str(project / "src"))
+
+
+PROGRAM = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import BasePredictionWriter
+
+written = []
+
+
+class Writer(BasePredictionWriter):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ):
+        written.append(("batch", prediction, list(batch_indices), batch_idx, dataloader_idx))
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        written.append(("epoch", predictions, batch_indices))
+
+
+class Net(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = nn.Linear(3, 2)
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        return self.layer(batch[0])
+
+
+x = torch.randn(10, 3, generator=torch.Generator().manual_seed(1))
+shuffled = DataLoader(TensorDataset(x), batch_size=3, sampler=[7, 2, 9, 0, 4, 1, 8, 3, 6, 5])
+in_order = DataLoader(TensorDataset(x), batch_size=4)
+
+
+class Batches:  # an iterable of batches, not a DataLoader: no batch sampler to read
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+listed = Batches([(x[:4],), (x[4:],)])
+trainer = pl.Trainer(
+    accelerator="cpu",
+    callbacks=[Writer(INTERVAL)],
+    logger=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
+returned = trainer.predict(Net(), dataloaders=LOADERS)
+"""
+
+
+def flat(value):
+    """Tensors to lists, all the way down, so two sides compare with ==."""
+    if isinstance(value, torch.Tensor):
+        return [round(v, 6) for v in value.flatten().tolist()]
+    if isinstance(value, list | tuple):
+        return [flat(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("interval", ["batch", "epoch", "batch_and_epoch"])
+@pytest.mark.parametrize("loaders", ["shuffled", "[shuffled, in_order]", "[in_order, listed]"])
+def test_a_prediction_writer_gets_what_lightnings_gets(engine, tmp_path, interval, loaders):
+    source = PROGRAM.replace("INTERVAL", repr(interval)).replace("LOADERS", loaders)
+    theirs, ours = both(source, engine, tmp_path)
+    assert flat(ours["written"]) == flat(theirs["written"])
+    assert flat(ours["returned"]) == flat(theirs["returned"])
+    kinds = {entry[0] for entry in ours["written"]}
+    assert kinds == {"batch_and_epoch": {"batch", "epoch"}}.get(interval, {interval})
+    if loaders == "shuffled" and interval != "epoch":  # the dataset's, in the sampler's order
+        indices = [entry[2] for entry in ours["written"] if entry[0] == "batch"]
+        assert indices == [[7, 2, 9], [0, 4, 1], [8, 3, 6], [5]]
+
+
+def test_a_loader_without_indices_warns_and_a_wrong_interval_is_refused(engine) -> None:
+    writer = importlib.import_module(f"{engine}.prediction_writer")
+    batches = [(torch.zeros(2, 3),)]
+    with pytest.warns(UserWarning, match="Couldn't infer the batch indices .*`list`"):
+        assert writer.recording(batches) is batches
+    callbacks = importlib.import_module(f"{engine}.callbacks")
+    assert callbacks.BasePredictionWriter is writer.BasePredictionWriter
+    with pytest.raises(
+        Exception, match="write_interval='step'.*'batch', 'epoch', 'batch_and_epoch'"
+    ):
+        callbacks.BasePredictionWriter("step")
+
+
+BARS = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+
+class Net(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+refused = []
+for case, (bars, enabled) in enumerate([(1, False), (2, True)]):  # the bar off; two bars
+    try:
+        pl.Trainer(enable_progress_bar=enabled, callbacks=[TQDMProgressBar()] * bars, logger=False)
+    except Exception:
+        refused.append(case)
+bar = BAR
+trainer = pl.Trainer(max_epochs=1, callbacks=[bar], logger=False, enable_model_summary=False)
+trainer.fit(Net(), DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4))
+"""
+
+
+@pytest.mark.parametrize("bar", ["TQDMProgressBar()", "TQDMProgressBar(refresh_rate=0)"])
+def test_a_progress_bar_callback_shows_or_hides_the_bar_as_lightnings(
+    engine, tmp_path, capfd, bar
+) -> None:
+    source = BARS.replace("BAR", bar)
+    shown = {}
+    for side, program in (("lightning", source), ("engine", ported(source, engine))):
+        namespace = run(program, tmp_path / side)
+        out, err = capfd.readouterr()
+        shown[side] = "Epoch 0" in out + err
+        assert namespace["refused"] == [0, 1], side
+        assert namespace["bar"].is_disabled == (bar.endswith("=0)")), side
+    assert shown["engine"] == shown["lightning"] == (not bar.endswith("=0)"))
+
+
+def test_a_rich_progress_bar_needs_no_rich_and_draws_the_same_bar(engine) -> None:
+    callbacks = importlib.import_module(f"{engine}.callbacks")
+    rich = callbacks.RichProgressBar(refresh_rate=0, theme=object())
+    assert isinstance(rich, callbacks.TQDMProgressBar) and rich.is_disabled

@@ -165,7 +165,7 @@ def cover(candidates: list[dict], covers) -> list[dict]:
 # Seconds a suite takes alone on CI's 2-core machine, by what it holds (fitted
 # to ten suites measured there, 2026-11-30, within about 15%): a base, each
 # callback set's tests, the torchrun strategies' two-process tests (DeepSpeed
-# also its engine set-up and, once per venv, the build of its CPU collective
+# also its engine set-up and, once per run, the build of its CPU collective
 # op), Hydra's composition, each logger's start-up in every process that trains
 # (MLflow's database the slowest), and true half precision, which a CPU runs
 # slowly, convolutions most.

@@ -29,6 +29,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from conftest import ROOT, make_project, project_env
+from venvs import python_for, torch_extensions
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed/gloo"
@@ -50,8 +51,9 @@ def fsdp_project(tmp_path_factory) -> Path:
     return make_project(dest, **ANSWERS, devices=2, strategy="fsdp", callbacks=[]).path
 
 
-def _env(project: Path) -> dict[str, str]:
-    return {**project_env(), "PYTHONPATH": str(project / "src")}
+def _env(project: Path, python: str = sys.executable) -> dict[str, str]:
+    extensions = str(torch_extensions(python))  # where its packages' C++ ops are built
+    return {**project_env(), "PYTHONPATH": str(project / "src"), "TORCH_EXTENSIONS_DIR": extensions}
 
 
 def _free_port() -> int:
@@ -60,14 +62,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(project: Path, out: Path, launcher: list[str], **options) -> list[dict]:
-    """Train under ``torchrun <launcher>``; return each rank's weights."""
+def _torchrun(
+    project: Path, out: Path, launcher: list[str], python: str = sys.executable, **options
+) -> list[dict]:
+    """Train under ``torchrun <launcher>`` (with ``python``); return each rank's weights."""
     out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(DRIVER)]
+    command = [str(python), "-m", "torch.distributed.run", *launcher, str(DRIVER)]
     command += [str(project / "src"), str(out), json.dumps(options)]
-    result = subprocess.run(
-        command, env=_env(project), capture_output=True, text=True, timeout=300, check=False
-    )
+    env = _env(project, python)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return _weights(out)
 
@@ -373,6 +376,9 @@ def test_deepspeed_trains_resumes_mid_epoch_and_exports(
     # short 1, so 2 optimizer steps an epoch; step 3 is in the middle of epoch 1.
     common = {"devices": 2, "batch_size": 8, "max_epochs": 3, "accumulate_grad_batches": 3}
     common["gradient_clip_val"] = 0.05
+    # The project's own venv: its DeepSpeed is the one the DeepSpeed projects'
+    # suites share, so its CPU op is built once per run (tests/venvs.py).
+    common["python"] = python_for(deepspeed_project)
     straight = _torchrun(
         deepspeed_project, tmp_path / "straight", TWO_PROCESSES, **common, max_steps=6
     )

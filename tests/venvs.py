@@ -9,7 +9,8 @@ pyproject.toml with the CPU torch pin of ``constraints.txt``.
 
 torch is installed once, into a base folder that every project venv sees
 through a ``.pth`` file (a torch install takes most of a minute; the rest of a
-project's dependencies, from pip's cache, a few seconds). Projects that declare
+project's dependencies, from pip's cache, a few seconds); so is DeepSpeed, for
+the projects that declare it (its CPU op is then built once). Projects that declare
 the same dependencies share one venv: the closure is the same, and the render
 matrix has ~50 projects but ~10 dependency lists. Each venv is built by
 ``pip install -e <project>[extras]``, so the project's own packaging is
@@ -46,6 +47,7 @@ CONSTRAINTS = ROOT / "constraints.txt"
 # beside the CPU torch CI uses (its TPU tests skip with a reason instead).
 EXTRAS = ("dev", "deepspeed")
 DONE = ".complete"
+BASES = "_torch_base.pth"  # in a venv's site-packages: the bases it sees
 
 
 def home() -> Path:
@@ -65,13 +67,16 @@ def declared(project: Path) -> tuple[list[str], list[str]]:
 
 def python_for(project: Path) -> Path:
     """A Python that has exactly ``project``'s declared dependencies (built on first use)."""
-    base = _torch_base()
+    bases = [_torch_base()]
     requirements, extras = declared(project)
-    key = _key([str(base), *requirements])
+    if "deepspeed" in extras:  # one DeepSpeed install for every DeepSpeed project
+        meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        bases.append(_deepspeed_base(bases[0], meta["optional-dependencies"]["deepspeed"]))
+    key = _key([*map(str, bases), *requirements])
     venv = home() / f"project-{key}"
     with _locked(venv):
         if not (venv / DONE).is_file():
-            _build(venv, base, project, extras)
+            _build(venv, bases, project, extras)
     return _python(venv)
 
 
@@ -84,9 +89,13 @@ def torch_extensions(python: Path | str) -> Path:
     and rebuilds when the sources' paths change: with the dev venv's DeepSpeed
     and a project venv's taking turns in one folder, each rebuilt the other's
     (15 builds in one day's test runs on this machine). One folder per
-    interpreter builds each once.
+    DeepSpeed install builds each once: the project venvs share one
+    (:func:`_deepspeed_base`), keyed by the bases they see; any other
+    interpreter (the dev venv) has its own.
     """
-    return home() / "torch_extensions" / _key([str(python)])
+    bases = _site_packages(Path(python).parent.parent) / BASES
+    where = bases.read_text() if bases.is_file() else str(python)
+    return home() / "torch_extensions" / _key([where])
 
 
 def _torch_base() -> Path:
@@ -104,11 +113,30 @@ def _torch_base() -> Path:
     return _site_packages(base)
 
 
-def _build(venv: Path, base: Path, project: Path, extras: list[str]) -> None:
+def _deepspeed_base(torch_base: Path, requirements: list[str]) -> Path:
+    """A folder holding DeepSpeed (``requirements``, a project's ``deepspeed`` extra)
+    and what it requires beside torch, for every DeepSpeed project's venv.
+
+    One install path for them all: DeepSpeed's CPU op is built once per run,
+    not once per project venv (:func:`torch_extensions`).
+    """
+    base = home() / f"deepspeed-{_key([str(torch_base), *requirements])}"
+    with _locked(base):
+        if not (base / DONE).is_file():
+            shutil.rmtree(base, ignore_errors=True)
+            _venv(base)
+            (_site_packages(base) / BASES).write_text(f"{torch_base}\n")  # torch: not again
+            _pip(base, "install", *requirements)
+            (base / DONE).touch()
+    return _site_packages(base)
+
+
+def _build(venv: Path, bases: list[Path], project: Path, extras: list[str]) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     _venv(venv)
-    # torch from the base: a .pth line puts its site-packages after this venv's.
-    (_site_packages(venv) / "_torch_base.pth").write_text(f"{base}\n")
+    # torch (and DeepSpeed) from the bases: .pth lines put their site-packages
+    # after this venv's, and pip counts what they hold as installed.
+    (_site_packages(venv) / BASES).write_text("".join(f"{base}\n" for base in bases))
     spec = f"{project}[{','.join(extras)}]" if extras else str(project)
     _pip(venv, "install", "--editable", spec)
     # Only the dependencies stay: every project sharing this venv imports its

@@ -507,8 +507,9 @@ def test_bad_input_stops_before_anything_is_written(cli, tmp_path, argv, config,
         # Found on the first batch, as torch would, with the numbers and the fix.
         (["--model.num_classes", "3"], "model.num_classes=3 covers labels 0 to 2: set model"),
         (["--model.in_channels", "1"], "the data has 3 channels per image, but model.in_channels"),
-        # Found at the first validation's end, where Lightning finds it.
-        (["--checkpoint.monitor", "val_los"], "logged metrics are ['train_loss', 'val_acc'"),
+        # Found at the first validation's end, where Lightning finds it; the
+        # learning-rate monitor's rate is among them, as in Lightning's callback_metrics.
+        (["--checkpoint.monitor", "val_los"], "metrics are ['lr-AdamW', 'train_loss', 'val_acc'"),
     ],
 )
 def test_bad_input_found_once_running_ends_in_one_line(cli, tmp_path, argv, expected) -> None:

@@ -186,6 +186,7 @@ LONG = {
 }
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected: dealt out are the tests that run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest tests first on every pytest-xdist worker, so none waits on a long tail.
 

@@ -16,6 +16,7 @@ import logging
 import re
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -273,6 +274,22 @@ def test_learning_rate_monitor_logs_what_lightning_logs(
     # Lightning's monitor also puts them into trainer.callback_metrics.
     assert seen["ours"] == seen["theirs"]
     assert any(rates for _, rates in seen["ours"])
+
+
+@pytest.mark.parametrize("interval", [timedelta(0), timedelta(hours=1)], ids=["0s", "1h"])
+def test_train_time_interval_saves_when_lightnings_does(engine, tmp_path, interval) -> None:
+    def callbacks(lib, folder: Path) -> list:
+        options = {"save_top_k": -1, "train_time_interval": interval, "save_last": False}
+        return [lib.ModelCheckpoint(dirpath=folder, **options)]
+
+    ours, theirs = callbacks(engine[2], tmp_path / "o"), callbacks(pl.callbacks, tmp_path / "l")
+    fit_both(engine, tmp_path, ours, theirs, max_epochs=2)
+    assert kept(tmp_path / "o") == kept(tmp_path / "l")
+    assert len(kept(tmp_path / "o")) == (0 if interval else 8)  # every step, or none
+    assert ours[0].state_key == theirs[0].state_key
+    for lib in (engine[2], pl.callbacks):  # one trigger only
+        with pytest.raises(Exception, match="every_n_epochs=1"):
+            lib.ModelCheckpoint(every_n_epochs=1, train_time_interval=interval)
 
 
 def test_several_checkpoint_callbacks_keep_their_own_state_under_lightnings_keys(

@@ -178,6 +178,9 @@ def test_the_default_set_holds_every_value_of_every_answer() -> None:
         every = {str(combo[name]) for combo in ALL}
         assert {str(combo[name]) for combo in EACH} == every, name
     assert len(EACH) <= 8
+    for combo in EACH:  # none is there for nothing: each holds a value no other does
+        others = [other for other in EACH if other is not combo]
+        assert any(all(o[n] != combo[n] for o in others) for n in VARIED), label(combo)
 
 
 @pytest.mark.parametrize("answers", EACH, ids=label)

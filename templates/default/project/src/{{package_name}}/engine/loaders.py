@@ -118,7 +118,8 @@ def distributable(loader: Any, strategy: Any) -> Any:
         return loader
     if loader.batch_size is None:  # a batch_sampler of the user's own
         return loader
-    return _rebuilt(loader, ResumableSampler(len(loader.dataset), shuffle=shuffle, seed=seed))
+    sampler = ResumableSampler(len(loader.dataset), shuffle=shuffle, seed=seed)
+    return rebuilt(loader, sampler=sampler)
 
 
 def unshuffled(loader: Any) -> Any:
@@ -130,11 +131,15 @@ def unshuffled(loader: Any) -> Any:
     """
     if type(loader) is DataLoader and type(loader.sampler) is RandomSampler:
         if loader.batch_size is not None:  # not a batch_sampler of the user's own
-            return _rebuilt(loader, SequentialSampler(loader.dataset))
+            return rebuilt(loader, sampler=SequentialSampler(loader.dataset))
     return loader
 
 
-def _rebuilt(loader: DataLoader, sampler: Any) -> DataLoader:
-    """``loader`` over ``sampler``, everything else kept."""
-    kept = {name: getattr(loader, name) for name in _KEPT if hasattr(loader, name)}
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, **kept)
+def rebuilt(loader: DataLoader, **sampling: Any) -> DataLoader:
+    """``loader`` with another ``sampler`` (its batch size kept) or ``batch_sampler``
+    (which holds the batch size and ``drop_last``), everything else kept."""
+    skipped = {"drop_last"} if "batch_sampler" in sampling else set()
+    if not skipped:
+        sampling = {"batch_size": loader.batch_size, **sampling}
+    kept = {n: getattr(loader, n) for n in _KEPT if n not in skipped and hasattr(loader, n)}
+    return DataLoader(loader.dataset, **sampling, **kept)

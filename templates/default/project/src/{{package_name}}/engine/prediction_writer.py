@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from .errors import ConfigError
 from .hooks import Callback
-from .loaders import _KEPT
+from .loaders import rebuilt
 
 if TYPE_CHECKING:
     from .module import Module
@@ -139,9 +139,7 @@ def recording(loader: Any) -> Any:
             stacklevel=3,
         )
         return loader
-    # Everything else kept; drop_last is the batch sampler's own already.
-    kept = {n: getattr(loader, n) for n in _KEPT if n != "drop_last" and hasattr(loader, n)}
-    return DataLoader(loader.dataset, batch_sampler=_Recorded(batch_sampler), **kept)
+    return rebuilt(loader, batch_sampler=_Recorded(batch_sampler))
 
 
 class _Recorded:

@@ -15,6 +15,7 @@ pytorch-lightning is a dev dependency of this repository only.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,7 @@ def fit_ours(engine, module, tmp_path, callbacks=(), **settings):
         default_root_dir=str(tmp_path / "ours"),
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_checkpointing=any(type(c).__name__ == "ModelCheckpoint" for c in callbacks),
         num_sanity_val_steps=0,
         callbacks=list(callbacks),
         **settings,
@@ -347,7 +349,9 @@ def test_the_global_random_stream_is_drawn_as_lightning_draws_it(
         **settings,
     }
     ours = noisy(engine[0].Module)()
-    trainer = engine[1].Trainer(default_root_dir=str(tmp_path / "ours"), **options)
+    trainer = engine[1].Trainer(
+        default_root_dir=str(tmp_path / "ours"), enable_checkpointing=False, **options
+    )
     torch.manual_seed(7)
     train, val = shuffled_loaders()
     trainer.fit(ours, train_dataloaders=train, val_dataloaders=val)
@@ -438,6 +442,55 @@ def test_predict_returns_what_lightning_returns(engine, tmp_path, loaders) -> No
 
     assert plain(predicted) == plain(expected)
     assert isinstance(expected[0], list) == (loaders == 2)  # the form this case checks
+
+
+def test_evaluating_without_a_model_uses_the_fitted_one_as_lightning(
+    callback_engine, tmp_path
+) -> None:
+    # trainer.validate/test/predict(dataloaders=...) after fit: the fitted module at
+    # its best checkpoint (with a warning); without a ModelCheckpoint that is an
+    # error, and on a Trainer that never ran a module, a TypeError.
+    def evaluator(base):
+        class Evaluated(noisy(base)):
+            def test_step(self, batch, batch_idx):
+                self.log("test_loss", nn.functional.cross_entropy(self.net(batch[0]), batch[1]))
+
+            def predict_step(self, batch, batch_idx):
+                return self.net(batch[0]).argmax(1)
+
+        return Evaluated
+
+    quiet = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+    quiet.update(max_epochs=2, num_sanity_val_steps=0)
+    results = {}
+    for side, trainer_of, base in (
+        ("ours", callback_engine[1].Trainer, callback_engine[0].Module),
+        ("lightning", lambda **o: pl.Trainer(logger=False, **o), pl.LightningModule),
+    ):
+        root = tmp_path / side
+        with pytest.raises(TypeError, match=r"test\(\)"):
+            trainer_of(default_root_dir=str(root / "fresh"), **quiet).test()
+        bare = trainer_of(default_root_dir=str(root / "bare"), enable_checkpointing=False, **quiet)
+        bare.fit(evaluator(base)(), *shuffled_loaders())
+        with pytest.raises(Exception, match="best"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bare.test(dataloaders=shuffled_loaders()[1])
+        trainer = trainer_of(default_root_dir=str(root), **quiet)  # ModelCheckpoint() added
+        torch.manual_seed(7)
+        trainer.fit(evaluator(base)(), *shuffled_loaders())
+        unshuffled = DataLoader(shuffled_loaders()[1].dataset, BATCH)
+        with pytest.warns(UserWarning, match="best"):
+            validated = trainer.validate(dataloaders=unshuffled, verbose=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tested = trainer.test(dataloaders=unshuffled, verbose=False)
+            predicted = [p.tolist() for p in trainer.predict(dataloaders=unshuffled)]
+        results[side] = validated, tested, predicted
+    ours, theirs = results["ours"], results["lightning"]
+    for stage in (0, 1):  # validate, test: one dict of metrics for the one loader
+        assert [set(d) for d in ours[stage]] == [set(d) for d in theirs[stage]] != [set()]
+        assert ours[stage][0] == pytest.approx(theirs[stage][0], abs=1e-6)
+    assert ours[2] == theirs[2]  # predict
 
 
 def test_load_from_checkpoint_calls_on_load_checkpoint_and_takes_strict_as_lightning(
@@ -558,15 +611,3 @@ def test_lightnings_auto_choices_are_this_projects_own(engine, tmp_path) -> None
     with pytest.raises(Exception, match=r"strategy='ddp'.*scaffold update -d strategy="):
         engine[1].Trainer(default_root_dir=str(tmp_path), strategy="ddp")
     pl.Trainer(default_root_dir=str(tmp_path), logger=False, **auto)  # Lightning takes them too
-
-
-def test_save_hyperparameters_of_a_dict_is_refused_not_lost(engine) -> None:
-    # Lightning takes a dict or Namespace here; the engine records names, and
-    # used to record nothing (a checkpoint that can't rebuild its module).
-    class FromDict(engine[0].Module):
-        def __init__(self, config: dict) -> None:
-            super().__init__()
-            self.save_hyperparameters(config)
-
-    with pytest.raises(TypeError, match=r"save_hyperparameters\(\*\*config\)"):
-        FromDict({"lr": 0.1})

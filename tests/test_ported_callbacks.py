@@ -8,30 +8,26 @@ at every write interval, with one and with two predict loaders, and with a loade
 whose indices can't be known (an iterable of batches: no indices, and a
 warning, on both sides). ``TQDMProgressBar`` shows the bar or, at
 ``refresh_rate=0``, hides it, and the Trainer refuses what Lightning's refuses.
+``enable_checkpointing`` adds Lightning's default ModelCheckpoint, or (False)
+none, and then refuses one given, as Lightning's Trainer does.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Iterator
 
 import pytest
 import torch
-from conftest import make_project
+from conftest import engine_of
 from test_ports import both, ported, run
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory) -> Iterator[str]:
-    """A freshly generated default project (its callbacks module); its engine's name."""
-    project = make_project(tmp_path_factory.mktemp("writer") / "writer-exp", logger="none").path
-    sys.path.insert(0, str(project / "src"))
-    try:
-        importlib.import_module("writer_exp.engine")
+    """A freshly generated default project (no logger); its engine's name."""
+    with engine_of(tmp_path_factory.mktemp("writer"), "writer", ("module",)):
         yield "writer_exp.engine"
-    finally:
-        sys.path.remove(str(project / "src"))
 
 
 PROGRAM = """
@@ -129,13 +125,15 @@ def test_a_loader_without_indices_warns_and_a_wrong_interval_is_refused(engine) 
         callbacks.BasePredictionWriter("step")
 
 
-BARS = """
+# A module that trains, for the programs below (each adds its callbacks' import).
+TRAINING = """
+import os
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import TQDMProgressBar
 
 
 class Net(pl.LightningModule):
@@ -148,7 +146,12 @@ class Net(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
+"""
 
+BARS = (
+    TRAINING
+    + """
+from pytorch_lightning.callbacks import TQDMProgressBar
 
 refused = []
 for case, (bars, enabled) in enumerate([(1, False), (2, True)]):  # the bar off; two bars
@@ -160,6 +163,7 @@ bar = BAR
 trainer = pl.Trainer(max_epochs=1, callbacks=[bar], logger=False, enable_model_summary=False)
 trainer.fit(Net(), DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4))
 """
+)
 
 
 @pytest.mark.parametrize("bar", ["TQDMProgressBar()", "TQDMProgressBar(refresh_rate=0)"])
@@ -181,3 +185,50 @@ def test_a_rich_progress_bar_needs_no_rich_and_draws_the_same_bar(engine) -> Non
     callbacks = importlib.import_module(f"{engine}.callbacks")
     rich = callbacks.RichProgressBar(refresh_rate=0, theme=object())
     assert isinstance(rich, callbacks.TQDMProgressBar) and rich.is_disabled
+
+
+CHECKPOINTING = (
+    TRAINING
+    + """
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+
+def fit(folder, **options):
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        default_root_dir=folder,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **options,
+    )
+    trainer.fit(Net(), DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4))
+    written = sorted(f for _, _, files in os.walk(folder) for f in files if f.endswith(".ckpt"))
+    return trainer.checkpoint_callback, written
+
+
+default, default_written = fit("default")
+best = os.path.basename(default.best_model_path)
+off, off_written = fit("off", enable_checkpointing=False)
+refused = []
+for callback in (ModelCheckpoint(), ModelCheckpoint(dirpath="elsewhere")):
+    try:
+        pl.Trainer(enable_checkpointing=False, callbacks=[callback], logger=False)
+    except Exception:
+        refused.append(True)
+"""
+)
+
+
+def test_enable_checkpointing_adds_or_refuses_a_model_checkpoint_as_lightnings(
+    engine, tmp_path
+) -> None:
+    theirs, ours = both(CHECKPOINTING, engine, tmp_path)
+    for side in (theirs, ours):
+        assert type(side["default"]).__name__ == "ModelCheckpoint"
+        assert side["best"] == "epoch=1-step=4.ckpt"
+        assert side["off"] is None and side["off_written"] == []
+        assert side["refused"] == [True, True]
+    assert theirs["default_written"] == ["epoch=1-step=4.ckpt"]
+    # The engine's ModelCheckpoint writes last.ckpt too by default (save_last=True).
+    assert ours["default_written"] == ["epoch=1-step=4.ckpt", "last.ckpt"]

@@ -136,11 +136,12 @@ def test_the_trainer_state_in_every_hook_is_lightnings(engine, tmp_path) -> None
     ours: list = []
     module, callback = recording(engine[0].Module, object, ours)
     settings = quiet(max_epochs=1, num_sanity_val_steps=1, default_root_dir=str(tmp_path / "o"))
+    settings["enable_checkpointing"] = False  # both sides: no ModelCheckpoint added
     run_everything(lambda: engine[1].Trainer(callbacks=[callback()], **settings), module, ours)
 
     theirs: list = []
     module, callback = recording(pl.LightningModule, pl.Callback, theirs)
-    settings = {**settings, "default_root_dir": str(tmp_path / "l"), "enable_checkpointing": False}
+    settings = {**settings, "default_root_dir": str(tmp_path / "l")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run_everything(lambda: pl.Trainer(callbacks=[callback()], **settings), module, theirs)
@@ -192,15 +193,14 @@ def test_should_stop_as_an_epoch_starts_trains_none_of_it_as_lightning(
     engine, tmp_path, at_epoch, min_epochs
 ) -> None:
     settings = quiet(max_epochs=4, min_epochs=min_epochs, num_sanity_val_steps=0)
+    settings["enable_checkpointing"] = False
     ours: list = []
     trainer = engine[1].Trainer(default_root_dir=str(tmp_path / "o"), **settings)
     trainer.fit(stopping(engine[0].Module, ours, at_epoch)(), loader(), loader())
     ours.append(("end", trainer.current_epoch, trainer.global_step))
 
     theirs: list = []
-    lightning = pl.Trainer(
-        default_root_dir=str(tmp_path / "l"), enable_checkpointing=False, **settings
-    )
+    lightning = pl.Trainer(default_root_dir=str(tmp_path / "l"), **settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lightning.fit(stopping(pl.LightningModule, theirs, at_epoch)(), loader(), loader())

@@ -272,6 +272,7 @@ def make_trainer(tmp: Path, callbacks: list[Any], **settings: Any) -> Any:
         "logger": False,
         "enable_progress_bar": False,
         "enable_model_summary": False,
+        "enable_checkpointing": any(type(c).__name__ == "ModelCheckpoint" for c in callbacks),
         "default_root_dir": str(tmp),
         "max_epochs": 1,
         "num_sanity_val_steps": 0,

@@ -8,6 +8,7 @@ and puts every submodule back in the mode it was in.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +33,25 @@ class Evaluation:
     @running(TrainerFn.VALIDATING)
     def validate(
         self,
-        model: Module,
+        model: Module | None = None,
         dataloaders: Any = None,
         datamodule: DataModule | None = None,
         ckpt_path: str | Path | None = None,
         verbose: bool = True,
     ) -> list[dict[str, float]]:
-        """Run the validation loop once; its metrics, a dict per dataloader."""
+        """Run the validation loop once; its metrics, a dict per dataloader.
+
+        ``model`` None: the module of this Trainer's previous run, with the
+        weights of ``ckpt_path`` (None: "best", as Lightning). The data comes from
+        ``dataloaders``, else ``datamodule``, else the module's own
+        ``val_dataloader()``. The same for ``test`` and ``predict``.
+        """
         return self._run_stage("validate", model, dataloaders, datamodule, ckpt_path, verbose)
 
     @running(TrainerFn.TESTING)
     def test(
         self,
-        model: Module,
+        model: Module | None = None,
         dataloaders: Any = None,
         datamodule: DataModule | None = None,
         ckpt_path: str | Path | None = None,
@@ -56,7 +63,7 @@ class Evaluation:
     @running(TrainerFn.PREDICTING)
     def predict(
         self,
-        model: Module,
+        model: Module | None = None,
         dataloaders: Any = None,
         datamodule: DataModule | None = None,
         ckpt_path: str | Path | None = None,
@@ -67,7 +74,7 @@ class Evaluation:
     def _run_stage(
         self,
         stage: str,
-        model: Module,
+        model: Module | None,
         dataloaders: Any,
         datamodule: DataModule | None,
         ckpt_path: str | Path | None,
@@ -75,6 +82,20 @@ class Evaluation:
     ) -> Any:
         if isinstance(dataloaders, DataModule):  # validate(model, datamodule), as Lightning
             dataloaders, datamodule = None, dataloaders
+        if model is None:  # as Lightning: the previous run's module, at its best checkpoint
+            if self.module is None:
+                raise TypeError(
+                    f"Trainer.{stage}() needs a module: no earlier run of this Trainer "
+                    f"passed one; call trainer.{stage}(model, ...)"
+                )
+            model = self.module
+            if ckpt_path is None:
+                ckpt_path = "best"
+                warnings.warn(
+                    f"trainer.{stage}() without a model evaluates the best checkpoint of the "
+                    "previous fit; pass ckpt_path='best' or 'last' to say which (and silence it)",
+                    stacklevel=4,  # the caller of trainer.<stage>()
+                )
         self._setup()
         module = self._begin(stage, model, datamodule)
         path = state = None

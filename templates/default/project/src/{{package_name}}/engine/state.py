@@ -20,6 +20,7 @@ from . import checkpoint as ckpt
 from .checkpoint import FORMAT
 from .ckpt_path import resolve
 from .hooks import Callback, checkpointing, overrides
+from .hparams import NAME_KEYS, hparams_name
 from .module import DataModule
 from .precision import NAME as PRECISION
 from .rng import restore_rng_states, rng_states
@@ -110,6 +111,9 @@ class CheckpointState:
                 state["datamodule"] = data
         if hparams := getattr(datamodule, "hparams", None):  # Lightning's key for them
             state["datamodule_hyper_parameters"] = dict(hparams)
+        for part, key in zip((module, datamodule), NAME_KEYS.values(), strict=True):
+            if name := hparams_name(part):  # the __init__ argument they came in as
+                state[key] = name
         if weights_only:  # as Lightning: the module's on_save_checkpoint, not the callbacks'
             self.hooks.of("on_save_checkpoint", "module")(state)
         else:

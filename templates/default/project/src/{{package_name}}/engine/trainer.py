@@ -34,7 +34,13 @@ from .evaluation import Evaluation
 from .hooks import Hooks, merge_callbacks, to_device
 from .metrics import Metrics, as_floats
 from .module import DataModule, Module
-from .options import TrainerConfig, lightning_strategy, max_time_seconds, validation_interval
+from .options import (
+    TrainerConfig,
+    checkpointing_callbacks,
+    lightning_strategy,
+    max_time_seconds,
+    validation_interval,
+)
 from .precision import Precision
 from .prediction_writer import PredictLoop
 from .progress import ProgressBar, shows_progress, summarize
@@ -76,7 +82,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
                 raise TypeError(f"Trainer got unknown options {unknown}")
             config = TrainerConfig(**{**asdict(config), **options})
         self.config = config
-        self.callbacks = list(callbacks)
+        self.callbacks = checkpointing_callbacks(config.enable_checkpointing, list(callbacks))
         shows_progress(config.enable_progress_bar, self.callbacks)  # refused here, as Lightning
         self.run_config = run_config or {}
         self.strategy = lightning_strategy(strategy) or Strategy()

@@ -133,6 +133,7 @@ def fit_ours(
         default_root_dir=str(workdir),
         enable_model_summary=False,
         callbacks=[*callbacks, timer],
+        enable_checkpointing="callbacks" not in without,  # else a default ModelCheckpoint
         logger="logger" not in without,
         enable_progress_bar="bar" not in without,
     )

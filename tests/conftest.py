@@ -19,6 +19,10 @@ from venvs import torch_extensions
 from scaffold.new import Created, create
 
 ROOT = Path(__file__).resolve().parents[1]
+# One torch thread in each test process, before any test module imports torch:
+# pytest-xdist runs a worker per core already, and more threads than cores
+# spin-wait for each other (set OMP_NUM_THREADS to choose otherwise).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _compiled_once(compile_: Any) -> Any:

@@ -109,22 +109,28 @@ def triple_of(answers: dict) -> tuple:
     return tuple((k, answers[k]) for k in ENGINE)
 
 
-def each_value() -> list[dict]:
-    """A few valid combinations, the cheapest first, holding every answer's every value.
+# The strategies whose projects run two processes under torchrun. Their own
+# suites are the longest (two-process launches, DeepSpeed's engine, FSDP's
+# shards: 280 to 560 s each in the CI run at 47ca2f9, half its work), so they
+# run under -m slow, with the pairs; in the default run, tests/test_distributed.py
+# proves each of them for real under torchrun (DDP resume and ranks, two nodes,
+# FSDP shards, ZeRO-2 and the export), beside the ports' and metrics' DDP runs.
+TORCHRUN = ("ddp", "fsdp", "deepspeed")
 
-    Every task, hardware, process count, strategy, ZeRO stage, precision, logger
-    and callback set appears at least once: what the default run installs each
-    into its own venv and tests (the pairs are the slow set).
+
+def each_value() -> list[dict]:
+    """A few valid one-process combinations, the cheapest first, holding every value
+    of every answer that one process can hold.
+
+    Every task, hardware, process count (on XLA), precision, logger, callback
+    set and config system appears at least once: what the default run installs
+    each into its own venv and tests. The torchrun strategies (:data:`TORCHRUN`)
+    and the ZeRO stages are left to tests/test_distributed.py and the slow set.
     """
-    # DeepSpeed runs at 32-true here; its half precisions run with the pairs (the
-    # slow set). At fp16 it needs a CPU with fp16 kernels, which CI's lacks: its
-    # suite skipped 279 of 283 tests, leaving the answers it was chosen to hold
-    # untested. At bf16, a CPU without AVX512-BF16 (CI's) emulates it: the suite
-    # took 370 s alone and ran past its 600-s limit in a CI run.
     candidates = [
         combo
         for combo in sorted(all_valid(), key=expected_seconds)  # ties go to the cheapest
-        if combo["strategy"] != "deepspeed" or combo["precision"] == "32-true"
+        if combo["strategy"] not in TORCHRUN
     ]
 
     def values(combo: dict) -> set:

@@ -112,9 +112,10 @@ def triple_of(answers: dict) -> tuple:
 # The strategies whose projects run two processes under torchrun. Their own
 # suites are the longest (two-process launches, DeepSpeed's engine, FSDP's
 # shards: 280 to 560 s each in the CI run at 47ca2f9, half its work), so they
-# run under -m slow, with the pairs; in the default run, tests/test_distributed.py
-# proves each of them for real under torchrun (DDP resume and ranks, two nodes,
-# FSDP shards, ZeRO-2 and the export), beside the ports' and metrics' DDP runs.
+# run under -m slow, with the pairs. In the default run tests/test_distributed.py
+# proves DDP (resume, ranks, two nodes, plain loaders) and FSDP (shards, resume,
+# export) for real under torchrun; DeepSpeed (whose CPU op build alone takes
+# 150 s of a CI run) runs with the slow set only.
 TORCHRUN = ("ddp", "fsdp", "deepspeed")
 
 

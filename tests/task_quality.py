@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import make_project, project_env
+
+# Each bar holds on every seed; the default run tries the first, the slow set all
+# three (CI time: each seed of a bar is a whole fit in a process of its own).
+SEEDS = (0, 1, 2)
+BY_DEFAULT = [SEEDS[0], *(pytest.param(seed, marks=pytest.mark.slow) for seed in SEEDS[1:])]
 
 # Runs inside the project: fit, then evaluate a checkpoint; prints the metrics.
 FIT_AND_EVALUATE = """

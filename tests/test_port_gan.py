@@ -146,6 +146,7 @@ TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "
 
 
 @needs_gloo
+@pytest.mark.slow  # CI time: DDP's ranks are proved in the default run by tests/test_distributed.py
 def test_ddp_ranks_agree_equal_one_process_and_resume_exactly(ddp_project, tmp_path) -> None:
     # One process, batches of 8; two processes, batches of 4 each: the same global batch.
     single = _train(ddp_project, tmp_path / "one", [], devices=1, batch_size=8)[0]

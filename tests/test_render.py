@@ -175,8 +175,8 @@ def test_every_file_a_project_is_made_of_is_committed(tmp_path: Path, config: st
 
 
 def test_the_default_set_holds_every_value_of_every_answer() -> None:
-    # Every value one process can hold; the torchrun strategies and their ZeRO
-    # stages are proved by tests/test_distributed.py (and their suites by -m slow).
+    # Every value one process can hold; the torchrun strategies are proved by
+    # tests/test_distributed.py (DeepSpeed under -m slow), their suites by -m slow.
     one_process = [combo for combo in ALL if combo["strategy"] not in TORCHRUN]
     for name in VARIED:
         every = {str(combo[name]) for combo in one_process}

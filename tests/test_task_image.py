@@ -17,9 +17,7 @@ import pytest
 from conftest import make_project
 from PIL import Image
 from sklearn.datasets import load_digits
-from task_quality import run_python
-
-SEEDS = (0, 1, 2)
+from task_quality import SEEDS, run_python
 
 # Runs inside the generated project: fit, then test the last checkpoint, per seed;
 # prints one JSON list, a result per seed. {package} and {data_class} are filled in below.

@@ -13,9 +13,8 @@ import math
 from pathlib import Path
 
 import pytest
-from task_quality import fit_and_evaluate, render
+from task_quality import BY_DEFAULT, fit_and_evaluate, render
 
-SEEDS = (0, 1, 2)
 EPOCHS = 10  # 64 training sequences of 32 bytes: 2 steps an epoch
 BAR = 0.8 * math.log(256)
 
@@ -25,7 +24,7 @@ def project(tmp_path_factory) -> Path:
     return render(tmp_path_factory, "language_model", "lm")
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", BY_DEFAULT)
 def test_validation_loss_is_at_most_0_8_ln_vocab(project, seed) -> None:
     fixture = project / "tests" / "fixtures" / "river.txt"
     data = ["--data.source=text", f"--data.path={fixture}"]

@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from task_quality import fit_and_evaluate, render
+from task_quality import BY_DEFAULT, fit_and_evaluate, render
 
-SEEDS = (0, 1, 2)
 EPOCHS = 15  # 84 training rows: 2 steps an epoch
 
 
@@ -22,7 +21,7 @@ def project(tmp_path_factory) -> Path:
     return render(tmp_path_factory, "text_classification", "txt")
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", BY_DEFAULT)
 def test_accuracy_on_the_fixture_is_at_least_0_9(project, seed) -> None:
     fixture = project / "tests" / "fixtures" / "topics.csv"
     data = ["--data.source=csv", f"--data.path={fixture}", f"--data.seed={seed}"]

@@ -163,7 +163,9 @@ def _plain_loaders(project: Path, out: Path, mode: str) -> subprocess.CompletedP
     )
 
 
-def test_ddp_shards_plain_dataloaders_as_lightning_does(ddp_project: Path, tmp_path: Path) -> None:
+def test_ddp_shards_plain_dataloaders_and_gathers_as_lightning_does(
+    ddp_project: Path, tmp_path: Path
+) -> None:
     # Lightning code passes DataLoader(dataset, shuffle=True) to fit; under DDP
     # Lightning swaps its sampler for a DistributedSampler(seed=the global seed).
     from torch.utils.data import DistributedSampler
@@ -190,6 +192,16 @@ def test_ddp_shards_plain_dataloaders_as_lightning_does(ddp_project: Path, tmp_p
         assert seen[rank]["predicted_epoch"] == [batches], rank
     predicted = [i for r in (0, 1) for indices, _ in seen[r]["predicted"] for i in indices]
     assert sorted(predicted) == samples
+    # self.all_gather, as Lightning's: (world_size, ...) on every rank, gradients summed back.
+    for rank in (0, 1):
+        assert seen[rank]["gathered"] == {
+            "values": [3.0, 6.0],
+            "grad": 6.0,  # d/dleaf of both ranks' sums of 3 * leaf
+            "rows": [[0, 0], [1, 1]],
+            "count": [[5, 5], [0.5, 0.5]],
+            "dtypes": ["torch.int32", "torch.float32"],
+            "plain": False,
+        }, rank
 
 
 def test_ddp_refuses_a_loader_it_cannot_shard_in_one_line(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,11 @@ def hooks_table() -> str:
     import importlib.util
 
     path = ROOT / "templates" / "default" / "project" / "src" / "{{package_name}}" / "engine"
-    spec = importlib.util.spec_from_file_location("engine_hooks", path / "hooks.py")
+    # A package of the template's engine folder, so that hooks.py's relative imports load.
+    package = types.ModuleType("template_engine")
+    package.__path__ = [str(path)]
+    sys.modules.setdefault("template_engine", package)
+    spec = importlib.util.spec_from_file_location("template_engine.hooks", path / "hooks.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
     names = {

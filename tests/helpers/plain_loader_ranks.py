@@ -6,7 +6,8 @@ MODE "plain": ``DataLoader(dataset, shuffle=True)`` for training and a
 sequential one for validation, as Lightning code passes them to ``fit``,
 then ``predict`` with a prediction writer; writes ``rank<r>.json`` with the
 sample indices of each epoch's training and validation, and what the writer
-was handed (each batch's indices and samples, the run's indices). MODE
+was handed (each batch's indices and samples, the run's indices), and what
+``self.all_gather`` gave at the end of training. MODE
 "weighted": a train loader on a ``WeightedRandomSampler``, which can't be
 sharded; the fit must refuse.
 """
@@ -51,6 +52,23 @@ def main() -> None:
 
         def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
             return batch[0]
+
+        def on_train_end(self) -> None:
+            # Lightning's all_gather: a row per rank; numbers become tensors; with
+            # sync_grads, each rank's part gets the gradient of every rank's use.
+            rank = self.global_rank
+            leaf = torch.tensor(float(rank + 1), requires_grad=True)
+            gathered = self.all_gather(leaf * 3, sync_grads=True)
+            gathered.sum().backward()
+            both = self.all_gather({"rows": torch.full((2,), rank), "count": (5, 0.5)})
+            self.seen["gathered"] = {
+                "values": gathered.tolist(),
+                "grad": leaf.grad.item(),
+                "rows": both["rows"].tolist(),
+                "count": [both["count"][0].tolist(), both["count"][1].tolist()],
+                "dtypes": [str(both["count"][0].dtype), str(both["count"][1].dtype)],
+                "plain": self.all_gather(torch.ones(3)).requires_grad,
+            }
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.01)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,6 +129,24 @@ class _Stage:
             trainer.state.stage = None
 
 
+class _Option:
+    """A Trainer option under its Lightning name, read-only: ``trainer.log_every_n_steps``.
+
+    The value the run uses (after ``fast_dev_run`` and ``overfit_batches`` set theirs).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, trainer: Any, owner: type | None = None) -> Any:
+        return self if trainer is None else getattr(trainer.config, self.name)
+
+    def __set__(self, trainer: Any, value: Any) -> None:
+        raise AttributeError(
+            f"trainer.{self.name} is read-only here; pass it as Trainer({self.name}=...)"
+        )
+
+
 class LightningAttributes:
     """A Trainer mixin: Lightning's attributes, read-only but for the stage flags."""
 
@@ -143,12 +162,28 @@ class LightningAttributes:
     lr_schedulers: list[dict[str, Any]]
     metrics: Any
     loop: Any
+    stop_signal: int | None
 
     training = _Stage(RunningStage.TRAINING)
     sanity_checking = _Stage(RunningStage.SANITY_CHECKING)
     validating = _Stage(RunningStage.VALIDATING)
     testing = _Stage(RunningStage.TESTING)
     predicting = _Stage(RunningStage.PREDICTING)
+
+    check_val_every_n_epoch = _Option()
+    log_every_n_steps = _Option()
+    min_epochs = _Option()
+    num_nodes = _Option()
+    gradient_clip_val = _Option()
+    gradient_clip_algorithm = _Option()  # "norm" when unset (Lightning's reads None then)
+    limit_train_batches = _Option()
+    limit_val_batches = _Option()
+    limit_test_batches = _Option()
+    limit_predict_batches = _Option()
+    val_check_interval = _Option()
+    num_sanity_val_steps = _Option()
+    overfit_batches = _Option()
+    fast_dev_run = _Option()
 
     @property
     def evaluating(self) -> bool:
@@ -224,6 +259,8 @@ class LightningAttributes:
         max_steps = self.config.max_steps
         if self.max_epochs == -1:
             return math.inf if max_steps == -1 else max_steps
+        if self.num_training_batches == math.inf:  # no loader yet: as Lightning's
+            return max_steps
         per_epoch = math.ceil(self.num_training_batches / self.config.accumulate_grad_batches)
         steps = per_epoch * max(self.max_epochs, 1)
         return steps if max_steps == -1 else min(steps, max_steps)
@@ -249,6 +286,11 @@ class LightningAttributes:
         return self.strategy.world_size
 
     @property
+    def node_rank(self) -> int:
+        """This machine's rank among the machines (torchrun gives each the same count)."""
+        return (self.strategy.rank - self.strategy.local_rank) // self.config.devices
+
+    @property
     def num_devices(self) -> int:
         """Devices (processes) per machine."""
         return self.config.devices
@@ -262,6 +304,17 @@ class LightningAttributes:
     def lightning_module(self) -> Module | None:
         """The module being run."""
         return self.module
+
+    @property
+    def model(self) -> Any:
+        """The module as the strategy wraps it (DDP's, DeepSpeed's), else the module."""
+        wrapped = getattr(self.strategy, "model", None)
+        return wrapped if wrapped is not None else self.module
+
+    @property
+    def received_sigterm(self) -> bool:
+        """Whether SIGTERM asked this run to stop (it stops after the current step)."""
+        return self.stop_signal == signal.SIGTERM
 
     @property
     def default_root_dir(self) -> str:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
+from .batches import to_device
+
 if TYPE_CHECKING:
     from .module import DataModule, Module
     from .trainer import Trainer
@@ -433,17 +435,6 @@ def _signature(hook: Hook, first: tuple[str, ...]) -> inspect.Signature:
 for _hook in HOOKS:
     if "module" in _hook.on and not hasattr(ModuleHooks, _hook.name):
         setattr(ModuleHooks, _hook.name, _documented(_hook.name))
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` with its tensors on ``device`` (lists, tuples and dicts walked)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(item, device) for item in batch)
-    if isinstance(batch, dict):
-        return {key: to_device(item, device) for key, item in batch.items()}
-    return batch
 
 
 class Callback:

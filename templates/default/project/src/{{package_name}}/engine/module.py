@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import batches, gradients, manual
 from . import checkpoint as ckpt
-from . import gradients, manual
 from .errors import UsageError
 from .hooks import DataHooks, ModuleHooks
 from .hparams import Hyperparameters, rebuild
@@ -96,6 +96,19 @@ class Module(Hyperparameters, ModuleHooks, nn.Module):
         """``print``, on rank zero only (as Lightning's)."""
         if self.global_rank == 0:
             print(*args, **kwargs)
+
+    def all_gather(self, data: Any, group: Any = None, sync_grads: bool = False) -> Any:
+        """Every rank's ``data``, stacked on a new first dimension (one row per rank).
+
+        ``data``: a tensor, a number, or a collection of them (numbers become
+        tensors on this module's device); each tensor must have the same shape on
+        every rank, and every rank must call it, as in Lightning. In one process
+        the tensors come back as they are. ``sync_grads``: gradients flow back
+        through the gather to each rank's own part.
+        """
+        gather = self._attached("all_gather").strategy.all_gather
+        tensors = batches.to_tensors(data, self.device)
+        return batches.apply_to_tensors(tensors, lambda t: gather(t, group, sync_grads))
 
     def freeze(self) -> None:
         """No gradients for any parameter, and eval mode (as Lightning's)."""

@@ -28,10 +28,11 @@ from . import loaders as data
 from . import manual, optim
 from .attributes import LightningAttributes, TrainerFn, TrainerState, TrainerStatus, running
 from .automatic import AutomaticOptimization
+from .batches import to_device
 from .errors import NonFiniteLossError as NonFiniteLossError  # re-exported: defined here before
 from .errors import UsageError
 from .evaluation import Evaluation
-from .hooks import Hooks, merge_callbacks, to_device
+from .hooks import Hooks, merge_callbacks
 from .metrics import Metrics, as_floats
 from .module import DataModule, Module
 from .options import (
@@ -99,6 +100,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self.loop = LoopProgress()  # where fit is: what a checkpoint saves to resume there
         self.predict_loop = PredictLoop()  # what prediction writers read (Lightning's)
         self.should_stop = False
+        self.is_last_batch = False  # set at each training batch, as Lightning's
         self.state = TrainerState()  # what runs now: trainer.fitting, .sanity_checking, ...
         self.stop_signal: int | None = None  # SIGTERM/SIGUSR1 received: stop at the next step
         self.stopping_together = False  # every rank raised the same stop
@@ -337,6 +339,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         """on_train_batch_start, then the step; END_EPOCH when that hook returned -1."""
         self.metrics.new_batch(batch)
         self.loop.step_finished = False
+        self.is_last_batch = last = batch_idx + 1 == total  # Lightning's trainer.is_last_batch
         if self.hooks.on_train_batch_start(batch, batch_idx) == -1:
             return END_EPOCH  # as Lightning: -1 ends the epoch
         if not self.module.automatic_optimization:
@@ -345,8 +348,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
             return outputs
         # Step at the end of each window, and at the end of the epoch even if
         # the last window is short (as Lightning does).
-        stepping = (batch_idx + 1) % self.config.accumulate_grad_batches == 0
-        stepping = stepping or batch_idx + 1 == total
+        stepping = (batch_idx + 1) % self.config.accumulate_grad_batches == 0 or last
         outputs = self.automatic.run(batch, batch_idx, stepping)
         if stepping:
             self._after_step()

@@ -1,0 +1,153 @@
+"""What Lightning code reads off ``self.trainer`` and asks of ``self.all_gather``,
+ported by the import change alone, against Lightning.
+
+The same program runs under pytorch_lightning 2.6.6 and in a generated project.
+A module records the Trainer's option attributes (``log_every_n_steps``,
+``limit_val_batches``, ``num_sanity_val_steps``, ...), ``is_last_batch``,
+``model``, ``node_rank``, ``received_sigterm`` and ``estimated_stepping_batches``
+before the fit, at each training batch and after it, under four sets of options
+(the defaults; clipping, limits and intervals; ``fast_dev_run``;
+``overfit_batches``), and what ``self.all_gather`` returns in one process for a
+nested collection of tensors, numbers and a numpy array. Both sides must record the same.
+(``tests/test_distributed.py`` checks ``all_gather`` under DDP, two processes.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from conftest import engine_of
+from test_ports import both
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> Iterator[str]:
+    """A freshly generated default project (no logger); its engine's name."""
+    with engine_of(tmp_path_factory.mktemp("attributes"), "attributes", ("module",)):
+        yield "attributes_exp.engine"
+
+
+PROGRAM = """
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pytorch_lightning as pl
+
+OPTIONS = [
+    "check_val_every_n_epoch", "log_every_n_steps", "min_epochs", "num_nodes",
+    "gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches",
+    "limit_val_batches", "limit_test_batches", "limit_predict_batches",
+    "val_check_interval", "num_sanity_val_steps", "overfit_batches", "fast_dev_run",
+    "node_rank", "received_sigterm", "is_last_batch", "estimated_stepping_batches",
+]
+records = []
+
+
+def record(when, trainer):
+    seen = {name: getattr(trainer, name) for name in OPTIONS}
+    seen["model"] = "module" if trainer.model is trainer.lightning_module else trainer.model
+    records.append((run, when, seen))
+
+
+class Net(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = nn.Linear(3, 1)
+
+    def training_step(self, batch, batch_idx):
+        record(f"batch {batch_idx}", self.trainer)
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self.layer(batch[0]).pow(2).mean())
+
+    def on_train_end(self):
+        numbers = [4, 0.5, True, np.arange(2)]
+        gathered = self.all_gather({"x": torch.arange(3.0), "n": numbers, "s": "kept"})
+        records.append((run, "all_gather", gathered))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+loader = DataLoader(TensorDataset(torch.randn(12, 3)), batch_size=4)
+RUNS = [
+    {},
+    {
+        "gradient_clip_val": 1.0,
+        "gradient_clip_algorithm": "norm",
+        "limit_train_batches": 2,
+        "limit_val_batches": 0.5,
+        "val_check_interval": 1,
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 5,
+        "min_epochs": 1,
+        "check_val_every_n_epoch": 2,
+        "max_epochs": 2,
+    },
+    {"fast_dev_run": True},
+    {"overfit_batches": 2},
+]
+for run, options in enumerate(RUNS):
+    options = {"max_epochs": 1, **options}
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir="runs",
+        **options,
+    )
+    record("before", trainer)
+    trainer.fit(Net(), loader, loader)
+    record("after", trainer)
+"""
+
+
+# The named differences (docs/porting.md), by run: an unset gradient_clip_algorithm
+# reads "norm" here (Lightning: None); an unset min_epochs reads 0 before the fit
+# (Lightning: None until the fit starts); fast_dev_run logs every step here
+# (Lightning keeps log_every_n_steps and swaps the loggers for a dummy).
+DIFFERENCES = {
+    "gradient_clip_algorithm": ({0, 2, 3}, None, "norm"),
+    "min_epochs": ({0, 2, 3}, None, 0),
+    "log_every_n_steps": ({2}, 50, 1),
+}
+
+
+def _comparable(records: list, side: int) -> list:
+    """The records without the named differences, after checking each reads as named."""
+    kept = []
+    for run, when, seen in records:
+        if when != "all_gather":
+            seen = dict(seen)
+            for name, (runs, *values) in DIFFERENCES.items():
+                if run in runs and (name != "min_epochs" or when == "before"):
+                    assert seen.pop(name) == values[side], (run, when, name)
+        kept.append((run, when, seen))
+    return kept
+
+
+def test_trainer_attributes_and_all_gather_read_as_lightnings(engine, tmp_path) -> None:
+    theirs, ours = both(PROGRAM, engine, tmp_path)
+    lightning, engine_records = _comparable(theirs["records"], 0), _comparable(ours["records"], 1)
+    # 3 + 2 * 2 + 1 + 2 batches, a record before and after each run, all_gather at each end.
+    assert len(engine_records) == len(lightning) == 22
+    for mine, lightnings in zip(engine_records, lightning, strict=True):
+        assert mine[:2] == lightnings[:2]
+        if mine[1] != "all_gather":
+            assert mine == lightnings
+            continue
+        gathered, expected = mine[2], lightnings[2]
+        assert gathered.keys() == expected.keys()
+        assert gathered["s"] == expected["s"] == "kept"
+        assert gathered["x"].tolist() == expected["x"].tolist() == [0.0, 1.0, 2.0]
+        numbers = [(n.dtype, n.tolist()) for n in gathered["n"]]
+        assert numbers == [(n.dtype, n.tolist()) for n in expected["n"]]
+        assert type(gathered["n"]) is type(expected["n"]) is list

@@ -7,16 +7,19 @@ A module records the Trainer's option attributes (``log_every_n_steps``,
 ``model``, ``node_rank``, ``received_sigterm`` and ``estimated_stepping_batches``
 before the fit, at each training batch and after it, under four sets of options
 (the defaults; clipping, limits and intervals; ``fast_dev_run``;
-``overfit_batches``), and what ``self.all_gather`` returns in one process for a
-nested collection of tensors, numbers and a numpy array. Both sides must record the same.
+``overfit_batches``); what ``self.all_gather`` returns in one process for a
+nested collection of tensors, numbers and a numpy array; and the module's
+``dtype`` and ``example_input_array``. Both sides must record the same.
 (``tests/test_distributed.py`` checks ``all_gather`` under DDP, two processes.)
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 
 import pytest
+import torch
 from conftest import engine_of
 from test_ports import both
 
@@ -69,6 +72,7 @@ class Net(pl.LightningModule):
         numbers = [4, 0.5, True, np.arange(2)]
         gathered = self.all_gather({"x": torch.arange(3.0), "n": numbers, "s": "kept"})
         records.append((run, "all_gather", gathered))
+        records.append((run, "module", {"dtype": self.dtype, "example": self.example_input_array}))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -107,6 +111,9 @@ for run, options in enumerate(RUNS):
     record("before", trainer)
     trainer.fit(Net(), loader, loader)
     record("after", trainer)
+net = Net()
+net.example_input_array = torch.zeros(2, 3)
+records.append((None, "double", {"dtype": net.double().dtype, "example": net.example_input_array}))
 """
 
 
@@ -125,7 +132,7 @@ def _comparable(records: list, side: int) -> list:
     """The records without the named differences, after checking each reads as named."""
     kept = []
     for run, when, seen in records:
-        if when != "all_gather":
+        if when not in ("all_gather", "module", "double"):  # the Trainer's attributes
             seen = dict(seen)
             for name, (runs, *values) in DIFFERENCES.items():
                 if run in runs and (name != "min_epochs" or when == "before"):
@@ -137,10 +144,15 @@ def _comparable(records: list, side: int) -> list:
 def test_trainer_attributes_and_all_gather_read_as_lightnings(engine, tmp_path) -> None:
     theirs, ours = both(PROGRAM, engine, tmp_path)
     lightning, engine_records = _comparable(theirs["records"], 0), _comparable(ours["records"], 1)
-    # 3 + 2 * 2 + 1 + 2 batches, a record before and after each run, all_gather at each end.
-    assert len(engine_records) == len(lightning) == 22
+    # 3 + 2 * 2 + 1 + 2 batches, a record before and after each run, all_gather and the
+    # module's dtype at each end, then a module cast to float64.
+    assert len(engine_records) == len(lightning) == 27
     for mine, lightnings in zip(engine_records, lightning, strict=True):
         assert mine[:2] == lightnings[:2]
+        if mine[1] == "double":
+            assert mine[2]["dtype"] == lightnings[2]["dtype"] == torch.float64
+            assert torch.equal(mine[2]["example"], lightnings[2]["example"])
+            continue
         if mine[1] != "all_gather":
             assert mine == lightnings
             continue
@@ -151,3 +163,17 @@ def test_trainer_attributes_and_all_gather_read_as_lightnings(engine, tmp_path) 
         numbers = [(n.dtype, n.tolist()) for n in gathered["n"]]
         assert numbers == [(n.dtype, n.tolist()) for n in expected["n"]]
         assert type(gathered["n"]) is type(expected["n"]) is list
+
+
+def test_the_trainers_functions_take_lightnings_arguments_in_lightnings_order(engine) -> None:
+    # Positional calls port too: trainer.test(model, loader, "best").
+    import inspect
+
+    import pytorch_lightning as pl
+
+    trainer = importlib.import_module(f"{engine}.trainer").Trainer
+    for name in ("fit", "validate", "test", "predict"):
+        theirs = list(inspect.signature(getattr(pl.Trainer, name)).parameters)
+        ours = list(inspect.signature(getattr(trainer, name)).parameters)
+        # weights_only (Lightning 2.6): the engine always loads weights only.
+        assert ours == [p for p in theirs if p != "weights_only"], name

@@ -8,8 +8,11 @@ at every write interval, with one and with two predict loaders, and with a loade
 whose indices can't be known (an iterable of batches: no indices, and a
 warning, on both sides). ``TQDMProgressBar`` shows the bar or, at
 ``refresh_rate=0``, hides it, and the Trainer refuses what Lightning's refuses.
-``enable_checkpointing`` adds Lightning's default ModelCheckpoint, or (False)
-none, and then refuses one given, as Lightning's Trainer does.
+``return_predictions=False`` returns None and keeps the outputs only for a writer
+that writes at the epoch's end. ``Callback`` and ``LambdaCallback`` import from the
+callbacks and are called as Lightning's. ``enable_checkpointing`` adds Lightning's
+default ModelCheckpoint, or (False) none, and then refuses one given, as Lightning's
+Trainer does.
 """
 
 from __future__ import annotations
@@ -112,6 +115,23 @@ def test_a_prediction_writer_gets_what_lightnings_gets(engine, tmp_path, interva
         assert indices == [[7, 2, 9], [0, 4, 1], [8, 3, 6], [5]]
 
 
+@pytest.mark.parametrize("interval", ["batch", "epoch", "batch_and_epoch"])
+def test_return_predictions_false_returns_none_and_still_feeds_an_epoch_writer(
+    engine, tmp_path, interval
+):
+    # Lightning keeps the outputs only for a writer that writes at the epoch's end.
+    call = "trainer.predict(Net(), dataloaders=LOADERS)"
+    source = PROGRAM.replace(call, "trainer.predict(Net(), LOADERS, return_predictions=False)")
+    source = source.replace("INTERVAL", repr(interval)).replace("LOADERS", "shuffled")
+    theirs, ours = both(source, engine, tmp_path)
+    assert ours["returned"] is theirs["returned"] is None
+    assert flat(ours["written"]) == flat(theirs["written"])
+    epoch = [entry for entry in ours["written"] if entry[0] == "epoch"]
+    assert [len(entry[1]) for entry in epoch] == ([] if interval == "batch" else [4])
+    kept = ours["trainer"].predict_loop.outputs  # a batch writer needs none kept
+    assert [len(outputs) for outputs in kept] == [0 if interval == "batch" else 4]
+
+
 def test_a_loader_without_indices_warns_and_a_wrong_interval_is_refused(engine) -> None:
     writer = importlib.import_module(f"{engine}.prediction_writer")
     batches = [(torch.zeros(2, 3),)]
@@ -185,6 +205,69 @@ def test_a_rich_progress_bar_needs_no_rich_and_draws_the_same_bar(engine) -> Non
     callbacks = importlib.import_module(f"{engine}.callbacks")
     rich = callbacks.RichProgressBar(refresh_rate=0, theme=object())
     assert isinstance(rich, callbacks.TQDMProgressBar) and rich.is_disabled
+
+
+LAMBDAS = (
+    TRAINING
+    + """
+from pytorch_lightning.callbacks import Callback, LambdaCallback
+
+calls = []
+
+
+class Counting(Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        calls.append(("counting", trainer.current_epoch))
+
+
+def on_batch(trainer, module, outputs, batch, batch_idx):
+    calls.append(("batch", batch_idx, round(outputs["loss"].item(), 6)))
+
+
+lambdas = LambdaCallback(
+    on_train_batch_end=on_batch,
+    on_train_epoch_end=lambda trainer, module: calls.append(("epoch", trainer.current_epoch)),
+    on_fit_end=lambda trainer, module: calls.append(("fit_end", trainer.global_step)),
+    on_validation_end=None,
+)
+trainer = pl.Trainer(
+    max_epochs=2,
+    callbacks=[lambdas, Counting()],
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
+torch.manual_seed(0)
+trainer.fit(Net(), DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4))
+try:
+    LambdaCallback(on_train_batch_ends=print)
+except TypeError as error:
+    refused = str(error)
+"""
+)
+
+
+def test_a_lambda_callback_and_a_callback_subclass_port_as_lightnings(engine, tmp_path) -> None:
+    # `from pytorch_lightning.callbacks import Callback, LambdaCallback` ports.
+    theirs, ours = both(LAMBDAS, engine, tmp_path)
+    assert len(ours["calls"]) == 2 * (2 + 2) + 1
+    assert ours["calls"] == theirs["calls"]
+    assert "on_train_batch_ends" in ours["refused"] and "on_train_batch_ends" in theirs["refused"]
+
+
+def test_a_lambda_callback_takes_lightnings_hooks(engine) -> None:
+    import inspect
+
+    import pytorch_lightning as pl
+
+    lightnings = list(inspect.signature(pl.callbacks.LambdaCallback.__init__).parameters)[1:]
+    callbacks = importlib.import_module(f"{engine}.callbacks")
+    made = callbacks.LambdaCallback(**dict.fromkeys(lightnings, print))
+    assert all(getattr(made, name) is print for name in lightnings)
+    assert sorted(importlib.import_module(f"{engine}.lambda_callback").CALLBACK_HOOKS) == sorted(
+        lightnings
+    )
 
 
 CHECKPOINTING = (

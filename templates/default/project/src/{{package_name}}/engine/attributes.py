@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import loaders as data
+from .options import is_a
 from .precision import NAME as PRECISION
 
 if TYPE_CHECKING:
@@ -384,7 +385,7 @@ class LightningAttributes:
     @property
     def checkpoint_callbacks(self) -> list[Any]:
         """The ModelCheckpoint callbacks (and subclasses), in order."""
-        return [cb for cb in self.callbacks if _is_a(cb, "ModelCheckpoint")]
+        return [cb for cb in self.callbacks if is_a(cb, "ModelCheckpoint")]
 
     @property
     def early_stopping_callback(self) -> Any:
@@ -394,7 +395,7 @@ class LightningAttributes:
     @property
     def early_stopping_callbacks(self) -> list[Any]:
         """The EarlyStopping callbacks (and subclasses), in order."""
-        return [cb for cb in self.callbacks if _is_a(cb, "EarlyStopping")]
+        return [cb for cb in self.callbacks if is_a(cb, "EarlyStopping")]
 
 
 def _one_or_list(loaders: list[Any] | None) -> Any:
@@ -402,8 +403,3 @@ def _one_or_list(loaders: list[Any] | None) -> Any:
     if not loaders:
         return None
     return loaders[0] if len(loaders) == 1 else loaders
-
-
-def _is_a(callback: Any, name: str) -> bool:
-    """Whether ``callback`` is of a class called ``name`` or derived from one."""
-    return any(cls.__name__ == name for cls in type(callback).__mro__)

@@ -54,6 +54,11 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return apply_to_tensors(batch, lambda tensor: tensor.to(device, non_blocking=True))
 
 
+def to_cpu(data: Any) -> Any:
+    """``data`` with its tensors copied to the CPU (a blocking copy: safe to read at once)."""
+    return apply_to_tensors(data, torch.Tensor.cpu)
+
+
 def to_tensors(data: Any, device: torch.device) -> Any:
     """``data`` with its numbers and numpy arrays as tensors, all on ``device``.
 

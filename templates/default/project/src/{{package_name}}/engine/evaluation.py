@@ -14,10 +14,11 @@ from typing import Any
 
 from . import loaders as data
 from .attributes import TrainerFn, running
+from .batches import to_cpu
 from .hooks import nothing
 from .metrics import as_floats
 from .module import DataModule, Module
-from .prediction_writer import recording, writes_predictions
+from .prediction_writer import keeps_predictions, recording, writes_predictions
 from .progress import print_results
 from .rng import restore_rng_states, rng_states
 from .state import LoopProgress
@@ -35,15 +36,16 @@ class Evaluation:
         self,
         model: Module | None = None,
         dataloaders: Any = None,
-        datamodule: DataModule | None = None,
         ckpt_path: str | Path | None = None,
         verbose: bool = True,
+        datamodule: DataModule | None = None,
     ) -> list[dict[str, float]]:
         """Run the validation loop once; its metrics, a dict per dataloader.
 
-        ``model`` None: the module of this Trainer's previous run, with the
-        weights of ``ckpt_path`` (None: "best", as Lightning). The data comes from
-        ``dataloaders``, else ``datamodule``, else the module's own
+        Lightning's signature. ``model`` None: the module of this Trainer's
+        previous run, with the weights of ``ckpt_path`` (None: "best", as
+        Lightning). The data comes from ``dataloaders`` (a DataModule there
+        counts as ``datamodule``), else ``datamodule``, else the module's own
         ``val_dataloader()``. The same for ``test`` and ``predict``.
         """
         return self._run_stage("validate", model, dataloaders, datamodule, ckpt_path, verbose)
@@ -53,9 +55,9 @@ class Evaluation:
         self,
         model: Module | None = None,
         dataloaders: Any = None,
-        datamodule: DataModule | None = None,
         ckpt_path: str | Path | None = None,
         verbose: bool = True,
+        datamodule: DataModule | None = None,
     ) -> list[dict[str, float]]:
         """Run the test loop once; its metrics, a dict per dataloader."""
         return self._run_stage("test", model, dataloaders, datamodule, ckpt_path, verbose)
@@ -66,10 +68,17 @@ class Evaluation:
         model: Module | None = None,
         dataloaders: Any = None,
         datamodule: DataModule | None = None,
+        return_predictions: bool | None = None,
         ckpt_path: str | Path | None = None,
-    ) -> list[Any]:
-        """Return ``predict_step``'s output for every predict batch (this rank's share)."""
-        return self._run_stage("predict", model, dataloaders, datamodule, ckpt_path)
+    ) -> list[Any] | None:
+        """``predict_step``'s output for every predict batch (this rank's share), on the CPU.
+
+        ``return_predictions=False`` returns None and keeps no output, unless a
+        prediction writer writes at the epoch's end (as Lightning).
+        """
+        keep = keeps_predictions(self.callbacks, return_predictions)
+        outputs = self._run_stage("predict", model, dataloaders, datamodule, ckpt_path, keep=keep)
+        return None if return_predictions is False else outputs
 
     def _run_stage(
         self,
@@ -79,7 +88,9 @@ class Evaluation:
         datamodule: DataModule | None,
         ckpt_path: str | Path | None,
         verbose: bool = True,
+        keep: bool = True,
     ) -> Any:
+        """One validate, test or predict (``keep``: predict's outputs, to return them)."""
         if isinstance(dataloaders, DataModule):  # validate(model, datamodule), as Lightning
             dataloaders, datamodule = None, dataloaders
         if model is None:  # as Lightning: the previous run's module, at its best checkpoint
@@ -111,7 +122,7 @@ class Evaluation:
         if stage == "predict" and writes_predictions(self.callbacks):  # indices for the writers
             loaders = self.eval_loaders[kind] = [recording(loader) for loader in loaders]
         if stage == "predict":  # writes nothing: no run folder
-            _, predictions = self._evaluate(loop, loaders, limit)
+            _, predictions = self._evaluate(loop, loaders, limit, keep=keep)
             self.hooks.teardown(stage)
             return predictions
         self._open_run(path, state)  # the checkpoint's run folder, if it can
@@ -139,12 +150,18 @@ class Evaluation:
         ]
 
     def _evaluate(
-        self, loop: str, loaders: list[Any], limit: int | float, sanity: bool = False
+        self,
+        loop: str,
+        loaders: list[Any],
+        limit: int | float,
+        sanity: bool = False,
+        keep: bool = True,
     ) -> tuple[dict[str, float], list[Any]]:
         """Run ``<loop>_step`` over every loader without gradients, with Lightning's hooks.
 
-        Returns the epoch metrics and, for predict, the step outputs: a list, or
-        with several loaders a list per loader (as Lightning).
+        Returns the epoch metrics and, for predict, the step outputs (moved to
+        the CPU, as Lightning; none unless ``keep``): a list, or with several
+        loaders a list per loader (as Lightning).
         """
         hooks, several = self.hooks, len(loaders) > 1
         name = f"limit_{'val' if loop == 'validation' else loop}_batches"
@@ -159,6 +176,7 @@ class Evaluation:
         getattr(hooks, f"on_{loop}_epoch_start")()
         outputs: list[list[Any]] = [[] for _ in loaders]
         writing = loop == "predict" and writes_predictions(self.callbacks)
+        on_cpu_already = self.device.type == "cpu"
         if loop == "predict":
             self.predict_loop.start(outputs)
         with self.strategy.inference():
@@ -184,7 +202,9 @@ class Evaluation:
                         output = step(batch, batch_idx, *extra)
                     batch_end(output, batch, batch_idx, *extra)
                     if loop == "predict":
-                        outputs[dataloader_idx].append(output)
+                        if keep:  # on the CPU, as Lightning: the device's memory stays free
+                            on_cpu = output if on_cpu_already else to_cpu(output)
+                            outputs[dataloader_idx].append(on_cpu)
                     elif self.loggers and not sanity:
                         self._log_eval_step()
                     self.progress.update(batch_idx)

@@ -63,6 +63,23 @@ class Module(Hyperparameters, ModuleHooks, nn.Module):
         return torch.device("cpu")
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point parameters' dtype (the default dtype when there are none)."""
+        for tensor in self.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.get_default_dtype()
+
+    @property
+    def example_input_array(self) -> Any:
+        """An example input for ``forward``, as Lightning's (None until one is set)."""
+        return self.__dict__.get("_example_input_array")
+
+    @example_input_array.setter
+    def example_input_array(self, example: Any) -> None:
+        self.__dict__["_example_input_array"] = example
+
+    @property
     def current_epoch(self) -> int:
         """The epoch being trained (0-based); 0 outside a Trainer."""
         return self.trainer.current_epoch if self.trainer else 0

@@ -124,6 +124,17 @@ def writes_predictions(callbacks: list[Any]) -> bool:
     return any(isinstance(callback, BasePredictionWriter) for callback in callbacks)
 
 
+def keeps_predictions(callbacks: list[Any], return_predictions: bool | None) -> bool:
+    """Whether predict keeps each step's output: to return it (unless
+    ``return_predictions=False``), or for a writer that writes at the epoch's end."""
+    if return_predictions is not False:
+        return True
+    return any(
+        isinstance(callback, BasePredictionWriter) and callback.interval != "batch"
+        for callback in callbacks
+    )
+
+
 def recording(loader: Any) -> Any:
     """``loader`` rebuilt to remember each batch's dataset indices (Lightning's wrapper).
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 import pytest
-from venvs import torch_extensions
+from venvs import pycache, torch_extensions
 
 from scaffold.new import Created, create
 
@@ -102,7 +102,11 @@ def project_env() -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("PYTEST_", "COV_")) and k != "PYTHONPATH"
     }
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONDONTWRITEBYTECODE="1")
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true")
+    # Bytecode goes to one folder outside the projects, compiled once per run
+    # (the test venvs are installed without it: tests/venvs.py).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache())
     # One torch thread per project: pytest-xdist already runs one suite per
     # core, and two suites of two threads each on two cores took 75 s where
     # one thread each took 55 s.

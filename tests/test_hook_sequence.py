@@ -2,7 +2,8 @@
 
 Each scenario of tests/lightning_oracle.py runs twice: in pytorch_lightning 2.6.6
 (recorded on the receiving side by the oracle) and on a generated project's engine
-(tests/helpers/engine_hooks.py, in a fresh process, recorded the same way). The two
+(tests/helpers/engine_hooks.py, recorded the same way: every scenario in one fresh
+process, shared by the pytest-xdist workers). The two
 lists of calls (owner, hook, key arguments, epoch, step, nesting) must be equal once
 Lightning's is put through the engine's deliberate differences, each a function
 below, named in `DELIBERATE` and listed in docs/engine.md.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, project_env
+from venvs import locked
 
 from scaffold.new import create
 
@@ -108,18 +110,33 @@ DELIBERATE: dict[str, Callable[[list[Call]], list[Call]]] = {
 }
 COMPARED = ["fit", "validate", "test", "predict", "resume", "warmup", "lbfgs", "multi_val"]
 COMPARED += ["overrides", "exception"]
+SCENARIOS = [*COMPARED, "manual"]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("hooks") / "hook-exp"
-    return create(dest, data={}, defaults=True, use_git=False).path
+def recorded(request, tmp_path_factory) -> dict[str, dict]:
+    """What the engine calls in every scenario, recorded once per test run.
+
+    One process runs them all (each process start costs seconds); the
+    pytest-xdist workers of a run share its answer through their common
+    temporary folder, the first to need it recording it for all.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # a worker's folder is in the run's
+        shared = shared.parent
+    answer = shared / "hook-sequence.json"
+    with locked(shared / "hook-sequence"):
+        if not answer.is_file():
+            folder = tmp_path_factory.mktemp("hooks")
+            project = create(folder / "hook-exp", data={}, defaults=True, use_git=False).path
+            answer.write_text(json.dumps(engine_calls(project, folder / "runs")))
+    return json.loads(answer.read_text())
 
 
-def engine_calls(project: Path, scenario: str, tmp: Path) -> dict:
-    """What the engine calls in `scenario`, recorded in a fresh process."""
+def engine_calls(project: Path, tmp: Path) -> dict[str, dict]:
+    """What the engine calls in each scenario, recorded in a fresh process."""
     done = subprocess.run(
-        [sys.executable, str(ENGINE_SIDE), str(project / "src"), "hook_exp", scenario, str(tmp)],
+        [sys.executable, str(ENGINE_SIDE), str(project / "src"), "hook_exp", str(tmp), *SCENARIOS],
         capture_output=True,
         text=True,
         env={**project_env(), "PYTHONPATH": str(ROOT)},
@@ -127,7 +144,12 @@ def engine_calls(project: Path, scenario: str, tmp: Path) -> dict:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def calls_of(recorded: dict[str, dict], scenario: str) -> dict:
+    """One scenario's recording, its calls as ``Call``s."""
+    result = dict(recorded[scenario])
     result["calls"] = [
         Call(o, h, tuple(tuple(a) for a in args), e, s, d)
         for o, h, args, e, s, d in result["calls"]
@@ -148,22 +170,22 @@ def lines(calls: list[Call]) -> list[str]:
 
 
 @pytest.mark.parametrize("scenario", COMPARED)
-def test_the_engine_calls_what_lightning_calls(project, tmp_path, scenario) -> None:
-    ours = engine_calls(project, scenario, tmp_path / "engine")
+def test_the_engine_calls_what_lightning_calls(recorded, tmp_path, scenario) -> None:
+    ours = calls_of(recorded, scenario)
     assert ours["error"] is None, ours["error"]
     assert lines(ours["calls"]) == lines(expected(scenario, tmp_path / "lightning"))
 
 
-def test_manual_optimization_calls_what_lightning_calls(project, tmp_path) -> None:
-    ours = engine_calls(project, "manual", tmp_path / "engine")
+def test_manual_optimization_calls_what_lightning_calls(recorded, tmp_path) -> None:
+    ours = calls_of(recorded, "manual")
     assert ours["error"] is None, ours["error"]
     assert lines(ours["calls"]) == lines(expected("manual", tmp_path / "lightning"))
 
 
-def test_validation_metrics_are_current_in_on_validation_epoch_end(project, tmp_path) -> None:
+def test_validation_metrics_are_current_in_on_validation_epoch_end(recorded) -> None:
     # Lightning: on entry, callback_metrics already holds this run's val_loss, in
     # the sanity check and in every validation.
-    ours = engine_calls(project, "fit", tmp_path)
+    ours = recorded["fit"]
     seen = [
         dict(metrics)
         for owner, hook, _, _, metrics in ours["snapshots"]

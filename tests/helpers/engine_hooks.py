@@ -3,13 +3,15 @@
 Run in a fresh process (the generated package must not meet another of the same
 name)::
 
-    python tests/helpers/engine_hooks.py <project>/src <package> <scenario> <tmp>
+    python tests/helpers/engine_hooks.py <project>/src <package> <tmp> <scenario>...
 
-It prints one JSON object: the recorded calls (``lightning_oracle.Call`` fields)
-and the callback_metrics snapshots. The science (a linear regression, its data,
-its callbacks, the Trainer settings) is tests/lightning_oracle.py's, written for
-the engine's classes; the recorder wraps the same hook names on the receiving
-side and keeps the same key arguments, so the two recordings compare as lists.
+It prints one JSON object: for each scenario (run one after another, each in
+``<tmp>/<scenario>``), the recorded calls (``lightning_oracle.Call`` fields),
+the callback_metrics snapshots and the error that ended it, if any. The
+science (a linear regression, its data, its callbacks, the Trainer settings) is
+tests/lightning_oracle.py's, written for the engine's classes; the recorder
+wraps the same hook names on the receiving side and keeps the same key
+arguments, so the two recordings compare as lists.
 """
 
 from __future__ import annotations
@@ -388,24 +390,26 @@ SCENARIOS = {
 }
 
 
-def main() -> None:
-    name, tmp = sys.argv[3], Path(sys.argv[4])
+def record(name: str, tmp: Path) -> dict[str, Any]:
+    """One scenario's calls, snapshots and error (it is recorded as far as it got)."""
     recorder = oracle.Recorder()
     error = None
+    try:
+        SCENARIOS[name](tmp, recorder)
+    except Exception as failed:
+        error = f"{type(failed).__name__}: {failed}"
+    return {
+        "calls": [list(c) for c in recorder.calls],
+        "snapshots": [list(s) for s in recorder.snapshots],
+        "error": error,
+    }
+
+
+def main() -> None:
+    tmp, names = Path(sys.argv[3]), sys.argv[4:]
     with contextlib.redirect_stdout(sys.stderr):  # the engine's prints aren't the answer
-        try:
-            SCENARIOS[name](tmp, recorder)
-        except Exception as failed:  # recorded as far as it got
-            error = f"{type(failed).__name__}: {failed}"
-    print(
-        json.dumps(
-            {
-                "calls": [list(c) for c in recorder.calls],
-                "snapshots": [list(s) for s in recorder.snapshots],
-                "error": error,
-            }
-        )
-    )
+        results = {name: record(name, tmp / name) for name in names}
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

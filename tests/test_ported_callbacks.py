@@ -12,13 +12,19 @@ warning, on both sides). ``TQDMProgressBar`` shows the bar or, at
 that writes at the epoch's end. ``Callback`` and ``LambdaCallback`` import from the
 callbacks and are called as Lightning's. ``enable_checkpointing`` adds Lightning's
 default ModelCheckpoint, or (False) none, and then refuses one given, as Lightning's
-Trainer does.
+Trainer does. ``ModelSummary``/``RichModelSummary`` list Lightning's layers at every
+depth, replace the Trainer's own summary and refuse a depth Lightning refuses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import re
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -315,3 +321,142 @@ def test_enable_checkpointing_adds_or_refuses_a_model_checkpoint_as_lightnings(
     assert theirs["default_written"] == ["epoch=1-step=4.ckpt"]
     # The engine's ModelCheckpoint writes last.ckpt too by default (save_last=True).
     assert ours["default_written"] == ["epoch=1-step=4.ckpt", "last.ckpt"]
+
+
+SUMMARIES = (
+    TRAINING
+    + """
+from pytorch_lightning.callbacks import ModelSummary
+
+
+class Nested(Net):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 3)))
+        self.head = nn.Linear(3, 1)
+        self.head.weight.requires_grad_(False)
+
+
+def fit(summary, **options):
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, callbacks=[summary], **options
+    )
+    trainer.fit(Nested(), DataLoader(TensorDataset(torch.randn(4, 3)), batch_size=4))
+
+
+refused = []
+for depth in (-2, 1.5):
+    try:
+        fit(ModelSummary(max_depth=depth))
+    except ValueError:
+        refused.append(depth)
+"""
+)
+
+
+def _listed(table: str) -> list[tuple[str, str, str]]:
+    """The (name, type, params) rows of an engine summary table."""
+    rows = re.findall(r"^  \d+ +(\S+) +(\S+) +(\S+(?: [KMB])?)$", table, flags=re.MULTILINE)
+    return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, -1])
+def test_a_model_summary_lists_the_layers_lightnings_lists(engine, depth) -> None:
+    from pytorch_lightning.utilities.model_summary import ModelSummary as Theirs
+
+    progress = importlib.import_module(f"{engine}.progress")
+    model = run(SUMMARIES, Path(tempfile.mkdtemp()) / "nested")["Nested"]()
+    theirs = Theirs(model, max_depth=depth)
+    expected = zip(theirs.layer_names, theirs.layer_types, theirs.param_nums, strict=True)
+    listed = _listed(progress.summarize(model, depth, max_rows=None))
+    assert listed == [(name, kind, progress._human(count)) for name, kind, count in expected]
+    assert len(listed) == {0: 0, 1: 3, 2: 6, 3: 7, -1: 7}[depth]
+
+
+def test_a_model_summary_callback_replaces_the_default_and_refuses_as_lightnings(
+    engine, tmp_path, capsys, monkeypatch
+) -> None:
+    theirs, ours = both(SUMMARIES, engine, tmp_path)
+    assert ours["refused"] == theirs["refused"] == [-2, 1.5]
+    namespace = run(ported(SUMMARIES, engine), tmp_path / "shown")
+    capsys.readouterr()
+    callbacks = importlib.import_module(f"{engine}.callbacks")
+    monkeypatch.chdir(tmp_path)  # where the fits write
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        namespace["fit"](callbacks.ModelSummary(max_depth=2))  # instead of the default
+        # Lightning's needs rich, which its tests here don't have: the engine's alone.
+        namespace["fit"](callbacks.RichModelSummary(max_depth=0))  # none at all
+        namespace["fit"](callbacks.ModelSummary(), enable_model_summary=False)  # still shown
+    tables = printed.getvalue().split("total params")
+    assert [len(_listed(table)) for table in tables] == [6, 3, 0]
+
+
+TIMER = (
+    TRAINING
+    + """
+import time
+from datetime import timedelta
+
+from pytorch_lightning.callbacks import Timer
+
+clock = [0.0]  # the time: each training step takes one second of it, nothing else
+
+
+class Slow(Net):
+    def training_step(self, batch, batch_idx):
+        clock[0] += 1.0
+        return super().training_step(batch, batch_idx)
+
+
+def fit(timer, epochs=3):
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    clock[0] = 0.0
+    trainer.fit(Slow(), DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=2))
+    return trainer.global_step, timer.time_elapsed(), timer.time_remaining(), timer.state_dict()
+
+
+real, time.monotonic = time.monotonic, lambda: clock[0]
+try:
+    by_step = fit(Timer(duration="00:00:00:05"))
+    by_epoch = fit(Timer(duration={"seconds": 5}, interval="epoch"))
+    spent = Timer(duration=timedelta(seconds=2))
+    spent.load_state_dict({"time_elapsed": {"train": 3.0}})  # as a resumed run's
+    resumed = fit(spent)
+    unlimited = fit(Timer())
+finally:
+    time.monotonic = real
+
+refused = []
+for options in ({"duration": "12:00:00"}, {"duration": "1:2:3:4"}, {"interval": "batch"}):
+    try:
+        Timer(**options)
+    except Exception:
+        refused.append(options)
+try:
+    Timer().time_elapsed("training")
+except ValueError:
+    refused.append("training")
+"""
+)
+
+
+def test_a_timer_stops_training_and_times_it_as_lightnings(engine, tmp_path) -> None:
+    theirs, ours = both(TIMER, engine, tmp_path)
+    for name in ("by_step", "by_epoch", "resumed", "unlimited"):
+        assert ours[name] == theirs[name], name
+    # 4 steps an epoch: stopped after the step, or the epoch, that reached 5 s.
+    assert [theirs[name][0] for name in ("by_step", "by_epoch", "resumed", "unlimited")] == [
+        5,
+        8,
+        0,
+        12,
+    ]
+    assert theirs["resumed"][1] == 3.0  # the resumed run's time counts
+    assert ours["refused"] == theirs["refused"] and len(theirs["refused"]) == 4

@@ -206,26 +206,70 @@ def _formatted(metrics: dict[str, float]) -> dict[str, str]:
     return {name: f"{value:.4g}" for name, value in metrics.items()}
 
 
-def summarize(module: nn.Module, max_rows: int = 12) -> str:
-    """A one-screen table of the top-level layers and parameter counts."""
+class ModelSummary(Callback):
+    """Lightning's summary callback: the layers to ``max_depth`` when fitting starts.
+
+    ``max_depth=1`` lists the module's children, ``2`` their children too
+    (``net.0``), ``-1`` every layer, ``0`` nothing. Among the callbacks, it
+    replaces the Trainer's own one-screen summary (``enable_model_summary``),
+    as in Lightning; ``summarize_kwargs`` are accepted and not used.
+    """
+
+    def __init__(self, max_depth: int = 1, **summarize_kwargs: Any) -> None:
+        self._max_depth = max_depth
+        self._summarize_kwargs = summarize_kwargs
+
+    def on_fit_start(self, trainer: Any, module: nn.Module) -> None:
+        if self._max_depth and trainer.is_global_zero:
+            print(summarize(module, self._max_depth, max_rows=None))
+
+
+class RichModelSummary(ModelSummary):
+    """Lightning's rich summary, for ported code: :class:`ModelSummary`'s table (no ``rich``)."""
+
+
+def shows_summary(enabled: bool, callbacks: list[Any]) -> bool:
+    """Whether the Trainer prints its own summary: ``enable_model_summary`` and no ModelSummary."""
+    return enabled and not any(isinstance(callback, ModelSummary) for callback in callbacks)
+
+
+def summarize(module: nn.Module, max_depth: int = 1, max_rows: int | None = 12) -> str:
+    """A table of the layers to ``max_depth`` (as Lightning's), with parameter counts.
+
+    Raises ValueError, as Lightning, for a ``max_depth`` other than -1, 0 or more.
+    """
+    if not isinstance(max_depth, int) or max_depth < -1:
+        raise ValueError(f"ModelSummary(max_depth={max_depth!r}): use -1, 0 or a positive depth")
     rows = []
-    for name, child in module.named_children():
+    for name, child in _layers(module, max_depth):
         count = sum(_numel(p) for p in child.parameters())
         rows.append((name, type(child).__name__, count))
     total = sum(_numel(p) for p in module.parameters())
     trainable = sum(_numel(p) for p in module.parameters() if p.requires_grad)
     size_mb = sum(_numel(p) * p.element_size() for p in module.parameters()) / 2**20
-    lines = [f"  {'':<3}{'Name':<20}{'Type':<24}{'Params':>12}"]
-    for index, (name, kind, count) in enumerate(rows[:max_rows]):
-        lines.append(f"  {index:<3}{name:<20}{kind:<24}{_human(count):>12}")
-    if len(rows) > max_rows:
-        lines.append(f"  ... and {len(rows) - max_rows} more")
+    width = max([len(name) + 2 for name, _, _ in rows] + [20])
+    lines = [f"  {'':<3}{'Name':<{width}}{'Type':<24}{'Params':>12}"]
+    shown = rows if max_rows is None else rows[:max_rows]
+    for index, (name, kind, count) in enumerate(shown):
+        lines.append(f"  {index:<3}{name:<{width}}{kind:<24}{_human(count):>12}")
+    if len(shown) < len(rows):
+        lines.append(f"  ... and {len(rows) - len(shown)} more")
     lines += [
         f"  {_human(trainable)} trainable params",
         f"  {_human(total - trainable)} non-trainable params",
         f"  {_human(total)} total params ({size_mb:.2f} MB)",
     ]
     return "\n".join(lines)
+
+
+def _layers(module: nn.Module, max_depth: int) -> list[tuple[str, nn.Module]]:
+    """The named layers a summary lists: children (depth 1), deeper ones to ``max_depth``."""
+    if max_depth == 0:
+        return []
+    if max_depth == 1:
+        return list(module.named_children())
+    deeper = list(module.named_modules())[1:]  # not the module itself
+    return [(n, m) for n, m in deeper if max_depth < 0 or n.count(".") < max_depth]
 
 
 def _numel(parameter: nn.Parameter) -> int:

@@ -44,7 +44,7 @@ from .options import (
 )
 from .precision import Precision
 from .prediction_writer import PredictLoop
-from .progress import ProgressBar, shows_progress, summarize
+from .progress import ProgressBar, shows_progress, shows_summary, summarize
 from .rng import restore_rng_states, use_deterministic_algorithms
 from .run import RunFolder
 from .state import CheckpointState, LoopProgress
@@ -182,8 +182,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         #    and its loggers: last, so a setup error leaves no empty run
         #    directory or dangling logger run behind.
         self._open_run(path, resumed)
-        if cfg.enable_model_summary and self.strategy.is_global_zero:
-            print(summarize(module))
+        if shows_summary(cfg.enable_model_summary, self.callbacks) and self.is_global_zero:
+            print(summarize(module))  # unless a ModelSummary among the callbacks prints one
         hooks.on_fit_start()
         if resumed is not None:  # the loop's position: after on_fit_start, as Lightning
             self._restore_loops(resumed, path)

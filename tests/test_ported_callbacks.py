@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import engine_of
-from test_ports import both, ported, run
+from test_ports import assert_same_weights, both, ported, run
 
 
 @pytest.fixture(scope="module")
@@ -460,3 +460,91 @@ def test_a_timer_stops_training_and_times_it_as_lightnings(engine, tmp_path) -> 
     ]
     assert theirs["resumed"][1] == 3.0  # the resumed run's time counts
     assert ours["refused"] == theirs["refused"] and len(theirs["refused"]) == 4
+
+
+ACCUMULATION = (
+    TRAINING
+    + """
+from pytorch_lightning.callbacks import GradientAccumulationScheduler, LambdaCallback
+
+x = torch.randn(12, 3, generator=torch.Generator().manual_seed(3))  # 6 batches an epoch
+
+
+def fit(callbacks, manual=False, **options):
+    torch.manual_seed(0)
+    model = Net()
+    model.automatic_optimization = not manual
+    seen = []
+    noted = LambdaCallback(on_train_epoch_end=lambda t, m: seen.append(t.accumulate_grad_batches))
+    trainer = pl.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*callbacks, noted],
+        **options,
+    )
+    trainer.fit(model, DataLoader(TensorDataset(x), batch_size=2))
+    return trainer.global_step, seen, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+step, factors, trained = fit([GradientAccumulationScheduler({1: 2, 2: 4})])
+refused = []
+for options in ({"accumulate_grad_batches": 2}, {"manual": True}):
+    try:
+        fit([GradientAccumulationScheduler({1: 2})], **options)
+    except Exception:
+        refused.append(options)
+for scheduling in ({}, {-1: 2}, {0: 0}, {1: 1.5}):
+    try:
+        GradientAccumulationScheduler(scheduling)
+    except Exception:
+        refused.append(scheduling)
+"""
+)
+
+
+def test_a_gradient_accumulation_schedule_trains_as_lightnings(engine, tmp_path) -> None:
+    theirs, ours = both(ACCUMULATION, engine, tmp_path)
+    # 6 batches an epoch: 6 steps, then windows of 2 (3 steps), then of 4 and a short 2.
+    assert ours["step"] == theirs["step"] == 11
+    assert ours["factors"] == theirs["factors"] == [1, 2, 4]
+    assert_same_weights(ours["trained"], theirs["trained"])
+    assert ours["refused"] == theirs["refused"] and len(theirs["refused"]) == 6
+
+
+def test_a_gradient_accumulation_schedule_resumes_mid_epoch_exactly(engine, tmp_path) -> None:
+    # Stopped in the middle of epoch 1 (6 steps, then 2 windows of 2) and resumed:
+    # the resumed run accumulates epoch 1's 2 from its first batch on.
+    namespace = run(ported(ACCUMULATION.split("step, factors")[0], engine), tmp_path / "setup")
+    callbacks = importlib.import_module(f"{engine}.callbacks")
+    sampling = importlib.import_module(f"{engine}.sampling")
+    dataset = torch.utils.data.TensorDataset(namespace["x"])
+
+    def fit(root, **options):
+        torch.manual_seed(0)
+        model = namespace["Net"]()
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=2, sampler=sampling.ResumableSampler(12, shuffle=True, seed=0)
+        )
+        checkpoint = callbacks.ModelCheckpoint(dirpath=root, save_last=True)
+        schedule = callbacks.GradientAccumulationScheduler({1: 2, 2: 4})
+        trainer = namespace["pl"].Trainer(
+            max_epochs=3,
+            logger=False,
+            default_root_dir=root,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[schedule, checkpoint],
+            **{k: v for k, v in options.items() if k != "ckpt_path"},
+        )
+        trainer.fit(model, loader, ckpt_path=options.get("ckpt_path"))
+        return trainer.global_step, model.layer.weight.detach().clone()
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        straight = fit(tmp_path / "straight")
+        assert fit(tmp_path / "stopped", max_steps=8)[0] == 8
+        resumed = fit(tmp_path / "stopped", ckpt_path=tmp_path / "stopped" / "last.ckpt")
+    assert resumed[0] == straight[0] == 11
+    assert torch.equal(resumed[1], straight[1])

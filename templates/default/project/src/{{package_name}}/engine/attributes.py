@@ -149,7 +149,8 @@ class _Option:
 
 
 class LightningAttributes:
-    """A Trainer mixin: Lightning's attributes, read-only but for the stage flags."""
+    """A Trainer mixin: Lightning's attributes, read-only but for the stage flags and
+    ``accumulate_grad_batches`` (which GradientAccumulationScheduler sets)."""
 
     config: Any
     state: TrainerState
@@ -243,8 +244,14 @@ class LightningAttributes:
 
     @property
     def accumulate_grad_batches(self) -> int:
-        """Batches per optimizer step."""
+        """Batches per optimizer step (GradientAccumulationScheduler sets it each epoch)."""
         return self.config.accumulate_grad_batches
+
+    @accumulate_grad_batches.setter
+    def accumulate_grad_batches(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"trainer.accumulate_grad_batches={value!r}: use an int of 1 or more")
+        self.config.accumulate_grad_batches = value
 
     @property
     def num_training_batches(self) -> int | float:

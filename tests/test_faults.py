@@ -173,7 +173,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     ("kills", "seed"),
     [
-        (10, 2024),
+        (6, 1),  # seed 1: 4 of the 6 kills wait for a checkpoint write
         pytest.param(40, 7, marks=pytest.mark.slow),
     ],
 )

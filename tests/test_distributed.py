@@ -128,6 +128,39 @@ def test_ddp_ranks_agree_and_equal_one_process_with_the_same_global_batch(
     assert zero["train_loss"] != first["train_loss"]
 
 
+@pytest.mark.parametrize("strategy", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])
+def test_a_layer_unfrozen_between_epochs_trains_on_every_rank_and_resumes(
+    request, strategy: str, tmp_path: Path
+) -> None:
+    # BaseFinetuning freezes the first layer until epoch 1. DDP reduces only the
+    # gradients of parameters that trained when it wrapped the model: the engine
+    # wraps it again, so the ranks stay identical (Lightning 2.6.6: its issue
+    # 20340). A run stopped after the unfreezing resumes with the layer training.
+    project = request.getfixturevalue(f"{strategy}_project")
+    common = {"max_epochs": 3, "unfreeze_first_layer_at": 1}
+    single = _one_process(project, tmp_path / "one", devices=1, batch_size=16, **common)
+    common |= {"devices": 2, "batch_size": 8}  # 4 steps an epoch
+    ranks = _torchrun(project, tmp_path / "ranks", TWO_PROCESSES, **common)
+    _assert_same(ranks[0], ranks[1], exact=True)
+    _assert_same(ranks[0], single, exact=False)
+    first = next(name for name in single if name.endswith("weight"))
+    assert not torch.equal(single[first], _initial(project)[first])  # it trained
+
+    checkpoint = str(tmp_path / "stopped.ckpt")
+    _torchrun(project, tmp_path / "stop", TWO_PROCESSES, **common, max_steps=10, save=checkpoint)
+
+    def resume() -> list[dict]:
+        return _torchrun(project, tmp_path / "on", TWO_PROCESSES, **common, ckpt_path=checkpoint)
+
+    if strategy == "fsdp":  # FSDP reads the optimizer state before the layer can unfreeze
+        with pytest.raises(AssertionError, match="ConfigError: FirstLayerLater: this checkpoint"):
+            resume()
+        return
+    resumed = resume()
+    for rank in (0, 1):
+        _assert_same(resumed[rank], ranks[rank], exact=True)
+
+
 PREPARE_DRIVER = ROOT / "tests" / "helpers" / "prepare_data_ranks.py"
 
 

@@ -548,3 +548,158 @@ def test_a_gradient_accumulation_schedule_resumes_mid_epoch_exactly(engine, tmp_
         resumed = fit(tmp_path / "stopped", ckpt_path=tmp_path / "stopped" / "last.ckpt")
     assert resumed[0] == straight[0] == 11
     assert torch.equal(resumed[1], straight[1])
+
+
+FINETUNING = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import (
+    BackboneFinetuning,
+    BaseFinetuning,
+    LambdaCallback,
+    ModelCheckpoint,
+)
+
+x = torch.randn(16, 4, generator=torch.Generator().manual_seed(3))  # 4 batches an epoch
+y = torch.randn(16, 2, generator=torch.Generator().manual_seed(4))
+
+
+class Net(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(
+            nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.LayerNorm(8)
+        )
+        self.head = nn.Linear(8, 2)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.mse_loss(self.head(self.backbone(x)), y)
+
+    def configure_optimizers(self):
+        trainable = filter(lambda p: p.requires_grad, self.parameters())
+        return torch.optim.SGD(trainable, lr=0.1, momentum=0.9)
+
+
+class FirstLayerLater(BaseFinetuning):  # freezes only the first layer, and BatchNorm
+    def freeze_before_training(self, module):
+        self.freeze([module.backbone[0], module.backbone[1]], train_bn=False)
+
+    def finetune_function(self, module, epoch, optimizer):
+        if epoch == 1:
+            self.unfreeze_and_add_param_group(module.backbone[:2], optimizer, train_bn=False)
+
+
+def loader():
+    return DataLoader(TensorDataset(x, y), batch_size=4)
+
+
+def fit(finetuning, root, epochs=5, ckpt_path=None, **options):
+    torch.manual_seed(0)
+    model = Net()
+    seen = []
+
+    def note(trainer, module):
+        groups = trainer.optimizers[0].param_groups
+        trains = [p.requires_grad for p in module.parameters()]
+        tracks = module.backbone[1].track_running_stats
+        seen.append(([g["lr"] for g in groups], [len(g["params"]) for g in groups], trains, tracks))
+
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[
+            finetuning,
+            LambdaCallback(on_train_epoch_end=note),
+            ModelCheckpoint(root, save_last=True),
+        ],
+        **options,
+    )
+    trainer.fit(model, loader(), ckpt_path=ckpt_path)
+    return seen, {k: v.clone() for k, v in model.state_dict().items()}, trainer.global_step
+
+
+CASES = {
+    "backbone": lambda: BackboneFinetuning(2, lambda epoch: 1.5),
+    "aligned": lambda: BackboneFinetuning(
+        1, lambda epoch: 3.0, backbone_initial_lr=0.02, train_bn=False
+    ),
+    "subclass": FirstLayerLater,
+}
+runs = {name: fit(make(), f"runs/{name}") for name, make in CASES.items()}
+
+# Stopped after the backbone's unfreezing (epoch 2's end), resumed to 5 epochs.
+fit(BackboneFinetuning(2, lambda epoch: 1.5), "stopped", epochs=3)
+resumed = fit(BackboneFinetuning(2, lambda epoch: 1.5), "stopped", ckpt_path="stopped/last.ckpt")
+
+refused = []
+class NoBackbone(Net):
+    def __init__(self):
+        super().__init__()
+        self.features = self.backbone
+        del self.backbone
+
+try:
+    pl.Trainer(max_epochs=1, logger=False, callbacks=[BackboneFinetuning(0)]).fit(
+        NoBackbone(), DataLoader(TensorDataset(x, y), batch_size=4)
+    )
+except Exception as error:
+    refused.append(type(error).__name__)
+"""
+
+
+def test_finetuning_callbacks_unfreeze_and_train_as_lightnings(engine, tmp_path) -> None:
+    theirs, ours = both(FINETUNING, engine, tmp_path)
+    for name in ("backbone", "aligned", "subclass"):
+        (seen, trained, steps), (their_seen, their_trained, their_steps) = (
+            ours["runs"][name],
+            theirs["runs"][name],
+        )
+        assert steps == their_steps == 20
+        assert len(seen) == len(their_seen) == 5
+        for epoch, (mine, lightning) in enumerate(zip(seen, their_seen, strict=True)):
+            lrs, sizes, trains, tracks = mine
+            assert lrs == pytest.approx(lightning[0], rel=1e-12), (name, epoch)
+            assert (sizes, trains, tracks) == lightning[1:], (name, epoch)
+        assert_same_weights(trained, their_trained)
+    # The groups each case added: the backbone's (from epoch 2; 1), the first two layers'.
+    assert [len(s[0]) for s in ours["runs"]["backbone"][0]] == [1, 1, 2, 2, 2]
+    lrs = [s[0][-1] for s in ours["runs"]["aligned"][0]]
+    assert lrs[1:] == pytest.approx([0.02, 0.06, 0.1, 0.1])  # x3 a epoch, up to the head's
+    assert ours["refused"] and theirs["refused"]  # no backbone attribute
+
+
+def test_a_finetuning_run_resumes_as_the_unbroken_one_lightning_refreezes(engine, tmp_path) -> None:
+    theirs, ours = both(FINETUNING, engine, tmp_path)
+    straight, resumed = ours["runs"]["backbone"], ours["resumed"]
+    assert resumed[2] == straight[2] == 20
+    assert resumed[0] == straight[0][3:]  # the epochs after the stop: rates, groups, flags
+    for name, value in straight[1].items():
+        assert torch.equal(resumed[1][name], value), name
+    # Lightning 2.6.6 (its issue 21901): the backbone comes back frozen and stops learning.
+    their_straight, their_resumed = theirs["runs"]["backbone"], theirs["resumed"]
+    first_layer = slice(0, 2)  # backbone.0's weight and bias
+    assert all(their_straight[0][3][2]) and not any(their_resumed[0][0][2][first_layer])
+    weight = "backbone.0.weight"
+    assert not torch.equal(their_resumed[1][weight], their_straight[1][weight])
+
+    # Stopped in the middle of epoch 3 (step 14), on a loader that can skip to a batch.
+    sampling = importlib.import_module(f"{engine}.sampling")
+    dataset = torch.utils.data.TensorDataset(ours["x"], ours["y"])
+    ours["loader"] = lambda: torch.utils.data.DataLoader(
+        dataset, batch_size=4, sampler=sampling.ResumableSampler(16, shuffle=False)
+    )
+    finetuning = ours["CASES"]["backbone"]
+    with contextlib.chdir(tmp_path / "engine"), contextlib.redirect_stdout(io.StringIO()):
+        assert ours["fit"](finetuning(), "mid", max_steps=14)[2] == 14
+        resumed = ours["fit"](finetuning(), "mid", ckpt_path="mid/last.ckpt")
+    assert resumed[0] == straight[0][3:]
+    for name, value in straight[1].items():
+        assert torch.equal(resumed[1][name], value), name

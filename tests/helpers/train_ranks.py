@@ -35,6 +35,9 @@ def main() -> None:
     module = TabularRegressor(**sizes, dropout=0.0)
     ckpt_path = options.pop("ckpt_path", None)
     save = options.pop("save", None)  # where to write a checkpoint after fit
+    unfreeze_at = options.pop("unfreeze_first_layer_at", None)  # a BaseFinetuning's epoch
+    if unfreeze_at is not None:
+        options["callbacks"] = [_first_layer_later(unfreeze_at)]
     options.setdefault("default_root_dir", str(Path(out) / "runs"))  # never the cwd
     trainer = Trainer(
         accelerator="cpu",
@@ -58,6 +61,21 @@ def main() -> None:
         print(f"rank {rank} of {trainer.strategy.world_size} (RANK={os.environ.get('RANK')})")
     finally:
         trainer.teardown()
+
+
+def _first_layer_later(epoch: int) -> object:
+    """A BaseFinetuning that freezes the module's first layer until ``epoch``."""
+    from exp.engine.finetuning import BaseFinetuning
+
+    class FirstLayerLater(BaseFinetuning):
+        def freeze_before_training(self, module):
+            self.freeze(self.flatten_modules(module)[0])
+
+        def finetune_function(self, module, current_epoch, optimizer):
+            if current_epoch == epoch:
+                self.unfreeze_and_add_param_group(self.flatten_modules(module)[0], optimizer)
+
+    return FirstLayerLater()
 
 
 def _full_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -312,6 +312,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self.module.train()
         if start == 0:
             self.hooks.on_train_epoch_start()
+        self.steps = self.strategy.connect(self.module)  # DDP: wraps again if what trains changed
         self.progress.start(f"Epoch {self.current_epoch}", total, initial=start)
         batches = iter(loader)
         if self._resume_rng is not None:  # after the loader drew its own seeds

@@ -611,3 +611,27 @@ def test_lightnings_auto_choices_are_this_projects_own(engine, tmp_path) -> None
     with pytest.raises(Exception, match=r"strategy='ddp'.*scaffold update -d strategy="):
         engine[1].Trainer(default_root_dir=str(tmp_path), strategy="ddp")
     pl.Trainer(default_root_dir=str(tmp_path), logger=False, **auto)  # Lightning takes them too
+
+
+# Lightning's precision inputs and the names it gives them (on the CPU it turns
+# 16 and "16-mixed" into bf16-mixed: those are left out).
+PRECISION_INPUTS = [32, "32", "32-true", "bf16", "bf16-mixed", 64, "64", "64-true", "16-true"]
+
+
+@pytest.mark.parametrize("given", PRECISION_INPUTS)
+def test_lightnings_precision_names_this_projects_or_is_refused(engine, tmp_path, given) -> None:
+    # The project's precision (32-true here) was an answer; Lightning's names of it pass.
+    theirs = pl.Trainer(default_root_dir=str(tmp_path), logger=False, precision=given).precision
+    if theirs == engine[1].Trainer(default_root_dir=str(tmp_path)).precision:
+        trainer = engine[1].Trainer(default_root_dir=str(tmp_path), precision=given)
+        assert trainer.precision == theirs
+    else:
+        with pytest.raises(Exception, match=rf"scaffold update -d precision={theirs}$"):
+            engine[1].Trainer(default_root_dir=str(tmp_path), precision=given)
+
+
+def test_a_precision_lightning_refuses_is_refused(engine, tmp_path) -> None:
+    with pytest.raises(ValueError, match="'fp32' is invalid"):
+        pl.Trainer(default_root_dir=str(tmp_path), logger=False, precision="fp32")
+    with pytest.raises(ValueError, match=r"precision='fp32'\): use one of 32-true, 16-mixed"):
+        engine[1].Trainer(default_root_dir=str(tmp_path), precision="fp32")

@@ -691,15 +691,143 @@ def test_a_finetuning_run_resumes_as_the_unbroken_one_lightning_refreezes(engine
     assert not torch.equal(their_resumed[1][weight], their_straight[1][weight])
 
     # Stopped in the middle of epoch 3 (step 14), on a loader that can skip to a batch.
+    mid = _stopped_and_resumed(ours, engine, tmp_path / "mid", ours["CASES"]["backbone"], 14)
+    assert mid[1][0] == mid[0][0][3:] == straight[0][3:]
+    for name, value in straight[1].items():
+        assert torch.equal(mid[1][1][name], value), name
+
+
+def _stopped_and_resumed(namespace: dict, engine: str, folder: Path, make, step: int) -> tuple:
+    """The program's ``fit(make(), ...)`` unbroken, and stopped at ``step`` then resumed,
+    on the program's data in a loader that can skip to a batch; the two results."""
     sampling = importlib.import_module(f"{engine}.sampling")
-    dataset = torch.utils.data.TensorDataset(ours["x"], ours["y"])
-    ours["loader"] = lambda: torch.utils.data.DataLoader(
-        dataset, batch_size=4, sampler=sampling.ResumableSampler(16, shuffle=False)
+    x, y = namespace["x"], namespace["y"]
+    dataset = torch.utils.data.TensorDataset(x, y)
+    namespace["loader"] = lambda: torch.utils.data.DataLoader(
+        dataset, batch_size=4, sampler=sampling.ResumableSampler(len(x), shuffle=False)
     )
-    finetuning = ours["CASES"]["backbone"]
-    with contextlib.chdir(tmp_path / "engine"), contextlib.redirect_stdout(io.StringIO()):
-        assert ours["fit"](finetuning(), "mid", max_steps=14)[2] == 14
-        resumed = ours["fit"](finetuning(), "mid", ckpt_path="mid/last.ckpt")
-    assert resumed[0] == straight[0][3:]
+    fit = namespace["fit"]
+    folder.mkdir()
+    with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()):
+        straight = fit(make(), "straight")
+        fit(make(), "stopped", max_steps=step)
+        return straight, fit(make(), "stopped", ckpt_path="stopped/last.ckpt")
+
+
+AVERAGING = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import (
+    EMAWeightAveraging,
+    LambdaCallback,
+    ModelCheckpoint,
+    WeightAveraging,
+)
+
+x = torch.randn(24, 4, generator=torch.Generator().manual_seed(3))  # 6 batches an epoch
+y = torch.randn(24, 2, generator=torch.Generator().manual_seed(4))
+
+
+class Net(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.mse_loss(self.layers(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.mse_loss(self.layers(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class FromEpochOne(WeightAveraging):  # an equal-weight average of the epochs' ends
+    def should_update(self, step_idx=None, epoch_idx=None):
+        return epoch_idx is not None and epoch_idx >= 1
+
+
+def loader():
+    return DataLoader(TensorDataset(x, y), batch_size=4)
+
+
+def fit(averaging, root, epochs=3, ckpt_path=None, **options):
+    torch.manual_seed(0)
+    model = Net()
+    seen = []
+    note = LambdaCallback(
+        on_validation_end=lambda t, m: seen.append(float(t.callback_metrics["val_loss"]))
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[averaging, note, ModelCheckpoint(root, save_last=True)],
+        **options,
+    )
+    trainer.fit(model, loader(), loader(), ckpt_path=ckpt_path)
+    saved = torch.load(f"{root}/last.ckpt", weights_only=True)
+    kept = {k: saved[k] for k in ("state_dict", "current_model_state", "averaging_state")}
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    return seen, trained, kept, trainer.global_step
+
+
+CASES = {
+    "ema": lambda: EMAWeightAveraging(decay=0.9),
+    "ema_later": lambda: EMAWeightAveraging(
+        decay=0.5, update_every_n_steps=2, update_starting_at_step=3, use_buffers=False
+    ),
+    "epochs": FromEpochOne,
+}
+runs = {name: fit(make(), f"runs/{name}") for name, make in CASES.items()}
+"""
+
+
+def _same_tensors(ours: dict, theirs: dict) -> None:
+    assert ours.keys() == theirs.keys()
+    for name, value in ours.items():
+        torch.testing.assert_close(value, theirs[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_weight_averaging_validates_saves_and_ends_with_the_average_as_lightnings(
+    engine, tmp_path
+) -> None:
+    theirs, ours = both(AVERAGING, engine, tmp_path)
+    for name in ("ema", "ema_later", "epochs"):
+        (seen, trained, kept, steps), (their_seen, their_trained, their_kept, their_steps) = (
+            ours["runs"][name],
+            theirs["runs"][name],
+        )
+        assert steps == their_steps == 18
+        assert seen == pytest.approx(their_seen, abs=1e-6), name  # validated on the average
+        assert len(seen) == 4  # the sanity check, then 3 epochs
+        assert_same_weights(trained, their_trained)
+        for part in ("state_dict", "current_model_state", "averaging_state"):
+            _same_tensors(kept[part], their_kept[part])
+        # The module ends with the average: the last checkpoint's average, not its weights.
+        _same_tensors(trained, kept["state_dict"])
+        assert any(not torch.equal(v, kept["current_model_state"][k]) for k, v in trained.items())
+    assert ours["runs"]["epochs"][2]["averaging_state"]["n_averaged"] == 2  # epochs 1 and 2
+    assert ours["runs"]["ema_later"][2]["averaging_state"]["n_averaged"] == 7  # steps 4, 6, .., 16
+
+
+def test_weight_averaging_resumes_mid_epoch_exactly(engine, tmp_path) -> None:
+    namespace = run(ported(AVERAGING.split("runs = ")[0], engine), tmp_path / "setup")
+    ema = namespace["CASES"]["ema"]
+    straight, resumed = _stopped_and_resumed(namespace, engine, tmp_path / "mid", ema, 8)
+    assert resumed[3] == straight[3] == 18
+    assert resumed[0] == straight[0][-2:]  # epochs 1 and 2 validated on the same average
     for name, value in straight[1].items():
         assert torch.equal(resumed[1][name], value), name
+    for part in ("state_dict", "current_model_state", "averaging_state"):
+        for name, value in straight[2][part].items():
+            assert torch.equal(resumed[2][part][name], value), (part, name)

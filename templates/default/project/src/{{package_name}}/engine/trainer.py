@@ -38,10 +38,12 @@ from .module import DataModule, Module
 from .options import (
     TrainerConfig,
     checkpointing_callbacks,
+    lightning_precision,
     lightning_strategy,
     max_time_seconds,
     validation_interval,
 )
+from .precision import NAME as PRECISION
 from .precision import Precision
 from .prediction_writer import PredictLoop
 from .progress import ProgressBar, shows_progress, shows_summary, summarize
@@ -62,6 +64,8 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         callbacks: Objects with hook-named methods (see ``callbacks.py``).
         strategy: How processes and devices train together (``strategy.py``;
             None or "auto": this project's).
+        precision: Lightning's argument: this project's precision (its name, as
+            ``"bf16-mixed"`` or ``"bf16"``) or None; another is refused.
         run_config: The whole run's configuration, logged as hyperparameters
             and saved as ``config.yaml`` in the run directory.
         **options: Override ``config`` fields, e.g. ``Trainer(max_epochs=3)``.
@@ -73,9 +77,11 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         *,
         callbacks: Iterable[Any] = (),
         strategy: Strategy | str | None = None,
+        precision: str | int | None = None,
         run_config: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        lightning_precision(precision, PRECISION)  # chosen when the project was made
         config = config or TrainerConfig()
         if options:
             known = {field.name for field in fields(TrainerConfig)}

@@ -15,6 +15,7 @@ pytorch-lightning is a dev dependency of this repository only.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -635,3 +636,70 @@ def test_a_precision_lightning_refuses_is_refused(engine, tmp_path) -> None:
         pl.Trainer(default_root_dir=str(tmp_path), logger=False, precision="fp32")
     with pytest.raises(ValueError, match=r"precision='fp32'\): use one of 32-true, 16-mixed"):
         engine[1].Trainer(default_root_dir=str(tmp_path), precision="fp32")
+
+
+class _StopAtEpochEnd:
+    def on_train_epoch_end(self, trainer, module):
+        trainer.should_stop = True  # as EarlyStopping would, every epoch
+
+
+@pytest.mark.parametrize(
+    "minimum", [{}, {"min_steps": 7}, {"min_steps": 12}, {"min_epochs": 2, "min_steps": 3}]
+)
+def test_a_stop_request_waits_for_min_steps_as_lightnings(engine, tmp_path, minimum) -> None:
+    # 5 batches an epoch: a stop asked at each epoch's end stops at the step that
+    # reaches min_steps (within an epoch), or at the end of min_epochs.
+    ours = science(engine[0].Module)()
+    stop = type("Stop", (_StopAtEpochEnd, pl.Callback), {})
+    ours_trainer = fit_ours(engine, ours, tmp_path, [_StopAtEpochEnd()], max_epochs=5, **minimum)
+    theirs = science(pl.LightningModule)()
+    their_trainer = fit_lightning(engine[2], theirs, tmp_path, [stop()], max_epochs=5, **minimum)
+    expected = {(): 5, ("min_steps",): max(minimum.get("min_steps", 0), 5)}
+    assert ours_trainer.global_step == their_trainer.global_step
+    if tuple(minimum) in expected:
+        assert their_trainer.global_step == expected[tuple(minimum)]
+    assert ours_trainer.min_steps == their_trainer.min_steps == minimum.get("min_steps")
+    assert ours.losses == pytest.approx(theirs.losses, abs=1e-6)
+    assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize("inference_mode", [True, False])
+def test_evaluation_runs_under_inference_mode_or_no_grad_as_lightnings(
+    engine, tmp_path, inference_mode
+) -> None:
+    def recording(base):
+        class Recorded(science(base)):
+            def validation_step(self, batch, batch_idx):
+                seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+                return super().validation_step(batch, batch_idx)
+
+        return Recorded()
+
+    _, val = data(engine[2])
+    seen: list[tuple[bool, bool]] = []
+    options = {"default_root_dir": str(tmp_path), "inference_mode": inference_mode}
+    engine[1].Trainer(**options).validate(recording(engine[0].Module), val, verbose=False)
+    ours, seen = seen, []
+    lightning = pl.Trainer(logger=False, enable_progress_bar=False, **options)
+    lightning.validate(recording(pl.LightningModule), val, verbose=False)
+    assert ours == seen == [(inference_mode, False)] * 5
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("benchmark", [None, True, False])
+def test_benchmark_sets_cudnn_as_lightnings(engine, tmp_path, deterministic, benchmark) -> None:
+    options = {"deterministic": deterministic, "benchmark": benchmark}
+    before = torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()
+    try:
+        found = []
+        for make in (engine[1].Trainer, functools.partial(pl.Trainer, logger=False)):
+            torch.backends.cudnn.benchmark = True  # a session that turned it on
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                make(default_root_dir=str(tmp_path), **options)
+            warned = any("benchmark=True" in str(w.message) for w in caught)
+            found.append((torch.backends.cudnn.benchmark, warned))
+        assert found[0] == found[1]
+    finally:
+        torch.backends.cudnn.benchmark = before[0]
+        torch.use_deterministic_algorithms(before[1])

@@ -175,6 +175,7 @@ class LightningAttributes:
     check_val_every_n_epoch = _Option()
     log_every_n_steps = _Option()
     min_epochs = _Option()
+    min_steps = _Option()
     num_nodes = _Option()
     gradient_clip_val = _Option()
     gradient_clip_algorithm = _Option()  # "norm" when unset (Lightning's reads None then)

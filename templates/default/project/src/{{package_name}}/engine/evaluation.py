@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import loaders as data
 from .attributes import TrainerFn, running
 from .batches import to_cpu
@@ -179,7 +181,7 @@ class Evaluation:
         on_cpu_already = self.device.type == "cpu"
         if loop == "predict":
             self.predict_loop.start(outputs)
-        with self.strategy.inference():
+        with self.strategy.inference() if self.config.inference_mode else torch.no_grad():
             for dataloader_idx, loader in enumerate(loaders):
                 total = min(limit, len(loader)) if sanity else data.limit(limit, len(loader), name)
                 if sanity and limit == -1:

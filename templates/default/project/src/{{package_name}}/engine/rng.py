@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from typing import Any
 
 import torch
@@ -23,6 +24,20 @@ def seed_everything(seed: int) -> None:
         pass
     else:
         np.random.seed(seed % 2**32)
+
+
+def set_torch_flags(deterministic: bool, benchmark: bool | None) -> None:
+    """``Trainer(deterministic=..., benchmark=...)``, set as Lightning sets them."""
+    if deterministic:
+        use_deterministic_algorithms()  # and cuDNN's benchmark off, unless asked for
+    if benchmark is not None:
+        if benchmark and deterministic:
+            warnings.warn(
+                "deterministic=True with benchmark=True: torch ignores "
+                "torch.backends.cudnn.deterministic when cuDNN benchmarks",
+                stacklevel=3,
+            )
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def use_deterministic_algorithms() -> None:

@@ -47,7 +47,7 @@ from .precision import NAME as PRECISION
 from .precision import Precision
 from .prediction_writer import PredictLoop
 from .progress import ProgressBar, shows_progress, shows_summary, summarize
-from .rng import restore_rng_states, use_deterministic_algorithms
+from .rng import restore_rng_states, set_torch_flags
 from .run import RunFolder
 from .state import CheckpointState, LoopProgress
 from .strategy import Strategy
@@ -64,8 +64,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         callbacks: Objects with hook-named methods (see ``callbacks.py``).
         strategy: How processes and devices train together (``strategy.py``;
             None or "auto": this project's).
-        precision: Lightning's argument: this project's precision (its name, as
-            ``"bf16-mixed"`` or ``"bf16"``) or None; another is refused.
+        precision: This project's precision (any of Lightning's names), or None.
         run_config: The whole run's configuration, logged as hyperparameters
             and saved as ``config.yaml`` in the run directory.
         **options: Override ``config`` fields, e.g. ``Trainer(max_epochs=3)``.
@@ -95,8 +94,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self.strategy = lightning_strategy(strategy) or Strategy()
         # The device, precision and progress bar are set per process by _launch.
         self.device = torch.device("cpu")
-        if config.deterministic:
-            use_deterministic_algorithms()
+        set_torch_flags(config.deterministic, config.benchmark)
         self.precision_plugin = Precision(self.device)
         self.metrics = Metrics(sync=self.strategy.reduce)
         self.progress = ProgressBar(False)
@@ -273,11 +271,14 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
 
     def _fit_done(self) -> bool:
         cfg, loop = self.config, self.loop
-        if 0 <= cfg.max_steps <= loop.global_step:
+        if 0 <= cfg.max_steps <= loop.global_step or 0 <= self.max_epochs <= loop.epoch:
             return True
-        if 0 <= self.max_epochs <= loop.epoch:
-            return True
-        return self.should_stop and loop.epoch >= cfg.min_epochs
+        return self.should_stop and self._can_stop_early()
+
+    def _can_stop_early(self) -> bool:
+        """Whether ``min_epochs`` and ``min_steps`` let a stop request stop the run."""
+        cfg, loop = self.config, self.loop
+        return loop.epoch >= cfg.min_epochs and loop.global_step >= (cfg.min_steps or 0)
 
     def _train_epoch(self, loader: DataLoader, val_loaders: list[Any]) -> None:
         """One epoch, from where a resume left off: batch, step, log, validate, stop."""
@@ -327,9 +328,9 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         return batches
 
     def _stopped_at_epoch_start(self) -> bool:
-        """Whether ``on_train_epoch_start`` set ``should_stop`` (and min_epochs allows it)."""
+        """Whether ``on_train_epoch_start`` set ``should_stop`` (and the minimums allow it)."""
         self.should_stop = self.strategy.any(self.should_stop)  # every rank, or none
-        return self.should_stop and self.loop.epoch >= self.config.min_epochs
+        return self.should_stop and self._can_stop_early()
 
     def _validation_every(self, val_loaders: list[Any], total: int) -> int | None:
         """Training batches between this epoch's validations (0: at its end; None: none)."""
@@ -402,7 +403,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
             self.log_metrics(as_floats(self.metrics.collect_step()), step=loop.batches_stepped - 1)
         if self.max_seconds is not None:
             # max_time, checked after each step (Lightning's Timer); like
-            # early stopping, it gives way to min_epochs.
+            # early stopping, it gives way to min_epochs and min_steps.
             self.should_stop = self.should_stop or self.elapsed() >= self.max_seconds
 
     def _end_train_epoch(self) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 from conftest import engine_of
+from test_ported_callbacks import TRAINING
 from test_ports import both
 
 
@@ -45,6 +46,7 @@ OPTIONS = [
     "limit_val_batches", "limit_test_batches", "limit_predict_batches",
     "val_check_interval", "num_sanity_val_steps", "overfit_batches", "fast_dev_run",
     "node_rank", "received_sigterm", "is_last_batch", "estimated_stepping_batches",
+    "min_steps", "enable_validation", "ckpt_path", "device_ids", "scaler",
 ]
 records = []
 
@@ -72,7 +74,8 @@ class Net(pl.LightningModule):
         numbers = [4, 0.5, True, np.arange(2)]
         gathered = self.all_gather({"x": torch.arange(3.0), "n": numbers, "s": "kept"})
         records.append((run, "all_gather", gathered))
-        records.append((run, "module", {"dtype": self.dtype, "example": self.example_input_array}))
+        module = {"dtype": self.dtype, "example": self.example_input_array, "on_gpu": self.on_gpu}
+        records.append((run, "module", module))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -177,3 +180,40 @@ def test_the_trainers_functions_take_lightnings_arguments_in_lightnings_order(en
         ours = list(inspect.signature(getattr(trainer, name)).parameters)
         # weights_only (Lightning 2.6): the engine always loads weights only.
         assert ours == [p for p in theirs if p != "weights_only"], name
+
+
+CKPT_PATH = (
+    TRAINING
+    + """
+
+class Validated(Net):
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self.layer(batch[0]).pow(2).mean())
+
+
+loader = DataLoader(TensorDataset(torch.randn(8, 3)), batch_size=4)
+options = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+first = pl.Trainer(max_epochs=1, default_root_dir="first", **options)
+first.fit(Validated(), loader, loader)
+saved = first.checkpoint_callback.best_model_path
+seen = {"first": first.ckpt_path}
+trainer = pl.Trainer(max_epochs=2, default_root_dir="second", **options)
+trainer.fit(Validated(), loader, loader, ckpt_path=saved)
+seen["resumed"] = trainer.ckpt_path
+trainer.validate(Validated(), loader, verbose=False)
+seen["validate"] = trainer.ckpt_path
+trainer.validate(Validated(), loader, ckpt_path=saved, verbose=False)
+seen["validate_path"] = trainer.ckpt_path
+trainer.print("printed", "by rank zero")
+"""
+)
+
+
+def test_ckpt_path_and_print_as_lightnings(engine, tmp_path, capsys) -> None:
+    theirs, ours = both(CKPT_PATH, engine, tmp_path)
+    for side, namespace in (("lightning", theirs), ("engine", ours)):
+        seen, saved = namespace["seen"], tmp_path / side / namespace["saved"]
+        assert seen["first"] is None and seen["validate"] is None, side
+        for run in ("resumed", "validate_path"):  # the checkpoint given, resolved
+            assert (tmp_path / side / seen[run]).resolve() == saved.resolve(), (side, run)
+    assert capsys.readouterr().out.count("printed by rank zero") == 2

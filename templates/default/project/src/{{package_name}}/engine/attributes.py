@@ -17,16 +17,15 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from . import loaders as data
+from .hooks import overrides
+from .module import Module
 from .options import is_a
 from .precision import NAME as PRECISION
-
-if TYPE_CHECKING:
-    from .module import Module
 
 
 class TrainerFn(str, Enum):
@@ -97,6 +96,7 @@ def running(fn: TrainerFn) -> Callable[[Callable], Callable]:
         def run(trainer: Any, *args: Any, **kwargs: Any) -> Any:
             state = trainer.state
             state.fn, state.status = fn, TrainerStatus.RUNNING
+            trainer.ckpt_path = None  # the run's, once resolved (state.py)
             state.stage = RunningStage.TRAINING if fn is TrainerFn.FITTING else RunningStage(fn)
             try:
                 result = method(trainer, *args, **kwargs)
@@ -154,6 +154,7 @@ class LightningAttributes:
 
     config: Any
     state: TrainerState
+    ckpt_path: str | None = None  # the checkpoint the last run loaded, resolved
     strategy: Any
     loggers: list[Any]
     module: Module | None
@@ -324,6 +325,27 @@ class LightningAttributes:
     def received_sigterm(self) -> bool:
         """Whether SIGTERM asked this run to stop (it stops after the current step)."""
         return self.stop_signal == signal.SIGTERM
+
+    @property
+    def enable_validation(self) -> bool:
+        """Whether fitting validates: validation loaders, a ``validation_step``, batches."""
+        stepped = self.module is not None and overrides(self.module, "validation_step", Module)
+        return bool(self.val_loaders) and stepped
+
+    @property
+    def device_ids(self) -> list[int]:
+        """This node's device indices (Lightning's; ``[0]`` on one device or the CPU)."""
+        return list(range(self.config.devices))
+
+    @property
+    def scaler(self) -> Any:
+        """16-mixed's ``GradScaler``; None at other precisions."""
+        return getattr(self.precision_plugin, "scaler", None)
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        """``print`` on global rank zero only."""
+        if self.is_global_zero:
+            print(*args, **kwargs)
 
     @property
     def default_root_dir(self) -> str:

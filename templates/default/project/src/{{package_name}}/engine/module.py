@@ -63,6 +63,11 @@ class Module(Hyperparameters, ModuleHooks, nn.Module):
         return torch.device("cpu")
 
     @property
+    def on_gpu(self) -> bool:
+        """Whether the module is on a CUDA device."""
+        return self.device.type == "cuda"
+
+    @property
     def dtype(self) -> torch.dtype:
         """The floating-point parameters' dtype (the default dtype when there are none)."""
         for tensor in self.parameters():

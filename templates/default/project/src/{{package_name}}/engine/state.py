@@ -203,7 +203,8 @@ class CheckpointState:
         # 'best': this run's ModelCheckpoint, or the one saved in last.ckpt (checkpoint.py).
         root = self.config.default_root_dir
         path = on_rank_zero(self.strategy, resolve, ckpt_path, root, self.callbacks)
-        return Path(self.strategy.broadcast(str(path) if path is not None else None))
+        self.ckpt_path = self.strategy.broadcast(str(path) if path is not None else None)
+        return Path(self.ckpt_path)
 
 
 def state_key(callback: Any) -> str:

@@ -217,3 +217,59 @@ def test_ckpt_path_and_print_as_lightnings(engine, tmp_path, capsys) -> None:
         for run in ("resumed", "validate_path"):  # the checkpoint given, resolved
             assert (tmp_path / side / seen[run]).resolve() == saved.resolve(), (side, run)
     assert capsys.readouterr().out.count("printed by rank zero") == 2
+
+
+ADAPTER = (
+    TRAINING
+    + """
+
+class Adapter(pl.LightningModule):  # checkpoints hold only what trains, as with adapters
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Linear(3, 4).requires_grad_(False)
+        self.head = nn.Linear(4, 1)
+        self.strict_loading = False
+
+    def training_step(self, batch, batch_idx):
+        return self.head(self.backbone(batch[0])).pow(2).mean()
+
+    def on_save_checkpoint(self, checkpoint):
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if k.startswith("head.")}
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.head.parameters(), lr=0.1)
+
+
+x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+loader = DataLoader(TensorDataset(x), batch_size=4)
+options = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+first = pl.Trainer(max_epochs=1, default_root_dir="first", **options)
+first.fit(Adapter(), loader)
+saved = first.checkpoint_callback.best_model_path
+resumed = Adapter()
+pl.Trainer(max_epochs=2, default_root_dir="second", **options).fit(resumed, loader, ckpt_path=saved)
+loaded = Adapter.load_from_checkpoint(saved)
+refused = []
+for strict in (True, None):
+    try:
+        (Net if strict is None else Adapter).load_from_checkpoint(saved, strict=strict)
+    except Exception as error:
+        refused.append(type(error).__name__)
+"""
+)
+
+
+def test_strict_loading_false_resumes_and_loads_a_partial_checkpoint_as_lightnings(
+    engine, tmp_path
+) -> None:
+    theirs, ours = both(ADAPTER, engine, tmp_path)
+    for name in ("resumed", "loaded"):
+        mine, lightnings = ours[name].state_dict(), theirs[name].state_dict()
+        assert mine.keys() == lightnings.keys()
+        for key, value in mine.items():
+            torch.testing.assert_close(value, lightnings[key], rtol=0, atol=1e-6, msg=key)
+    # strict=True against the module's False; a module that needs every weight.
+    assert ours["refused"] == ["ValueError", "CheckpointError"]
+    assert theirs["refused"] == ["ValueError", "RuntimeError"]

@@ -163,26 +163,27 @@ class Module(Hyperparameters, ModuleHooks, nn.Module):
             path: A checkpoint written by the Trainer (a file, or a sharded folder).
             map_location: Where to load the tensors.
             strict: Whether the weights' names must be the module's exactly
-                (None: yes, as Lightning). False loads those both have and warns
-                about the rest; a weight of another shape is refused either way.
+                (None: the module's ``strict_loading``, True unless set, as
+                Lightning). False loads those both have and warns about the
+                rest; a weight of another shape is refused either way.
             **overrides: Hyperparameters to replace (for example ``lr=1e-4``).
 
         As Lightning, the module's ``on_load_checkpoint`` sees the checkpoint
         before its weights are loaded (it may rename or convert them).
         """
-        path, strict = Path(path), strict is not False
+        path = Path(path)
         if path.is_dir():
             # A sharded checkpoint folder (fsdp, deepspeed): the strategy gathers
             # the full weights here, in this one process, into a fresh module.
             from .strategy import full_weights, read_folder
 
             checkpoint = read_folder(path)
-            module = _rebuild(cls, path, checkpoint, overrides, strict)
+            module, strict = _rebuild(cls, path, checkpoint, overrides, strict)
             _load_weights(module, full_weights(path, module), strict)
             module = module.to(map_location)
         else:
             checkpoint = ckpt.load(path, map_location=map_location)
-            module = _rebuild(cls, path, checkpoint, overrides, strict)
+            module, strict = _rebuild(cls, path, checkpoint, overrides, strict)
             state = checkpoint["state_dict"]
             # Come back in the dtype it was trained in (bf16-true, 64-true, ...): the
             # parameters' (buffers may stay float32, like normalisation statistics).
@@ -316,6 +317,17 @@ class Module(Hyperparameters, ModuleHooks, nn.Module):
     def automatic_optimization(self, automatic: bool) -> None:
         self._automatic_optimization = automatic
 
+    _strict_loading: bool | None = None  # None: not set (True), as Lightning's
+
+    @property
+    def strict_loading(self) -> bool:
+        """Whether loading a checkpoint needs every weight (False: e.g. adapters only)."""
+        return self._strict_loading in (None, True)
+
+    @strict_loading.setter
+    def strict_loading(self, strict: bool) -> None:
+        self._strict_loading = strict
+
     def optimizers(self, use_pl_optimizer: bool = True) -> Any:
         """The optimizer, or the list of them, from ``configure_optimizers``.
 
@@ -387,19 +399,26 @@ def _rebuild(
     path: Path,
     checkpoint: dict[str, Any],
     overrides: dict[str, Any],
-    strict: bool,
-) -> Module:
-    """``cls`` from a checkpoint's hyperparameters, refused if the weights aren't its own.
+    strict: bool | None,
+) -> tuple[Module, bool]:
+    """``cls`` from a checkpoint's hyperparameters, refused if the weights aren't its own;
+    and whether loading is strict (``strict``, else the module's ``strict_loading``).
 
     The module's ``on_load_checkpoint`` runs first: the weights are checked as
     it leaves them.
     """
     module = rebuild(cls, path, checkpoint, "hyper_parameters", overrides)
+    if strict is not None and module._strict_loading not in (None, strict):
+        raise ValueError(
+            f"load_from_checkpoint(..., strict={strict}) and {cls.__name__}.strict_loading="
+            f"{module.strict_loading} disagree; give both the same value"
+        )
+    strict = module.strict_loading if strict is None else strict
     module.on_load_checkpoint(checkpoint)
     if isinstance(checkpoint.get("state_dict"), dict):  # a file: its weights, as the hook left them
         checkpoint = {**checkpoint, "shapes": None}
     ckpt.check_fits(path, checkpoint, module, strict=strict)
-    return module
+    return module, strict
 
 
 def _load_weights(module: Module, state: dict[str, Any], strict: bool) -> None:

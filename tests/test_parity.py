@@ -9,7 +9,9 @@ epoch EarlyStopping stops at (patience, min_delta), and the learning rate
 ReduceLROnPlateau gives each epoch, with the weights still equal to 1e-6.
 Last, with dropout and plain shuffling loaders (torch's global generator): the
 same numbers under the sanity check, val_check_interval and overfit_batches,
-and the same top-k checkpoints when validation doesn't end every epoch.
+and the same top-k checkpoints when validation doesn't end every epoch. And
+what a training step hands on: the ``outputs`` callbacks get (the loss share,
+detached), a batch skipped by returning None, a dict without a loss refused.
 pytorch-lightning is a dev dependency of this repository only.
 """
 
@@ -703,3 +705,100 @@ def test_benchmark_sets_cudnn_as_lightnings(engine, tmp_path, deterministic, ben
     finally:
         torch.backends.cudnn.benchmark = before[0]
         torch.use_deterministic_algorithms(before[1])
+
+
+class Outputs:
+    """Records what on_train_batch_end receives as ``outputs``."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"]
+        self.seen.append((sorted(outputs), loss.item(), loss.requires_grad, outputs.get("size")))
+
+
+@pytest.mark.parametrize("returns", ["tensor", "dict"])
+def test_on_train_batch_end_gets_the_loss_share_detached_as_lightnings(
+    engine, tmp_path, returns
+) -> None:
+    """Under accumulation, Lightning hands callbacks the loss divided by the window size,
+    detached from the graph (a list of them keeps no graph alive), beside what else
+    training_step returned."""
+
+    def with_outputs(base):
+        class Returning(science(base)):
+            def training_step(self, batch, batch_idx):
+                loss = super().training_step(batch, batch_idx)
+                return loss if returns == "tensor" else {"loss": loss, "size": len(batch[0])}
+
+        return Returning
+
+    recorders = Outputs(), type("LightningOutputs", (Outputs, pl.Callback), {})()
+    ours = with_outputs(engine[0].Module)()
+    fit_ours(engine, ours, tmp_path, callbacks=[recorders[0]], **SETTINGS)
+    theirs = with_outputs(pl.LightningModule)()
+    fit_lightning(engine[2], theirs, tmp_path, callbacks=[recorders[1]], **SETTINGS)
+
+    seen, expected = recorders[0].seen, recorders[1].seen
+    assert len(seen) == len(expected) == 15
+    for (keys, value, grad, size), (their_keys, their_value, their_grad, their_size) in zip(
+        seen, expected, strict=True
+    ):
+        assert (keys, grad, size) == (their_keys, their_grad, their_size)
+        assert value == pytest.approx(their_value, abs=1e-6)
+    # The share, not the loss: half of what training_step computed.
+    assert expected[0][1] == pytest.approx(theirs.losses[0] / 2, abs=1e-6)
+
+
+class SkippedOutputs(Outputs):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.seen.append({key: float(value) for key, value in outputs.items()})
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_training_step_returning_none_skips_its_batch_as_lightnings(
+    engine, tmp_path, accumulate
+) -> None:
+    """Lightning's documented "return None to skip a batch": no backward for it; a step
+    due at that batch still runs (with what the window accumulated), and callbacks get
+    ``{}`` as its outputs."""
+
+    def skipping(base):
+        class Skipping(science(base)):
+            def training_step(self, batch, batch_idx):
+                loss = super().training_step(batch, batch_idx)
+                return None if batch_idx in (1, 2) else loss
+
+        return Skipping
+
+    recorders = SkippedOutputs(), type("LightningSkipped", (SkippedOutputs, pl.Callback), {})()
+    settings = {**SETTINGS, "accumulate_grad_batches": accumulate}
+    ours = skipping(engine[0].Module)()
+    with pytest.warns(UserWarning, match="returned `None`"):  # Lightning's too (once a process)
+        trainer = fit_ours(engine, ours, tmp_path, callbacks=[recorders[0]], **settings)
+    theirs = skipping(pl.LightningModule)()
+    lightning = fit_lightning(engine[2], theirs, tmp_path, callbacks=[recorders[1]], **settings)
+
+    assert trainer.global_step == lightning.global_step == (15 if accumulate == 1 else 9)
+    assert [sorted(seen) for seen in recorders[0].seen] == [
+        sorted(seen) for seen in recorders[1].seen
+    ]
+    assert recorders[0].seen[1] == {}
+    assert ours.losses == pytest.approx(theirs.losses, abs=1e-6)
+    assert_same_weights(ours, theirs)
+
+
+def test_a_dict_without_a_loss_is_refused_as_lightnings(engine, tmp_path) -> None:
+    def lossless(base):
+        class Lossless(science(base)):
+            def training_step(self, batch, batch_idx):
+                return {"value": super().training_step(batch, batch_idx)}
+
+        return Lossless
+
+    with pytest.raises(engine[1].UsageError, match="without a 'loss' key"):
+        fit_ours(engine, lossless(engine[0].Module)(), tmp_path, **SETTINGS)
+    refusal = pl.utilities.exceptions.MisconfigurationException
+    with pytest.raises(refusal, match="the 'loss' key needs to be present"):
+        fit_lightning(engine[2], lossless(pl.LightningModule)(), tmp_path, **SETTINGS)

@@ -19,12 +19,13 @@ few percent on a small model (docs/benchmarks.md).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
 from . import gradients
-from .errors import NonFiniteLossError
+from .errors import NonFiniteLossError, UsageError
 from .hooks import nothing
 from .optimizer import Closure, LightningOptimizer
 
@@ -44,6 +45,7 @@ class AutomaticOptimization:
         self.closure = Closure(self._forward_backward)
         self.optimizer = LightningOptimizer(trainer.optimizers[0], self._optimizer_step)
         self._finite: Any = True  # this window's losses were finite (see _note_finite)
+        self._warned_skip = False  # training_step returned None (see _skipped)
         self._on_cpu = trainer.device.type == "cpu"
         # Which of the module's hooks around the step keep Lightning's default.
         default = trainer.hooks.defaults
@@ -69,8 +71,13 @@ class AutomaticOptimization:
         else:  # only accumulates: the gradients stay on this process until the window steps
             with trainer.strategy.no_sync(accumulating=True):
                 closure()
-        outputs = closure.outputs
-        return outputs if isinstance(outputs, dict) else {"loss": outputs}
+        # As Lightning's: the window's share of the loss, off the graph (a list of
+        # them keeps no graph alive), beside whatever else training_step returned.
+        outputs, loss = closure.outputs, closure.loss
+        if loss is None:  # training_step returned None: the batch was skipped
+            return {}
+        loss = loss.detach()
+        return {**outputs, "loss": loss} if isinstance(outputs, dict) else {"loss": loss}
 
     def _forward_backward(self, closure: Closure) -> torch.Tensor:
         """The closure: training_step, zero_grad, backward; then what precedes the step.
@@ -88,7 +95,7 @@ class AutomaticOptimization:
             outputs = trainer.steps.training_step(closure.batch, batch_idx)
         metrics.hook = outer
         closure.outputs = outputs
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = self._loss_of(outputs) if isinstance(outputs, dict) else outputs
         if first and not strategy.owns_optimizer_step:  # DeepSpeed zeroes in its step
             if hooks.on_before_zero_grad is not nothing:
                 hooks.on_before_zero_grad(optimizer)
@@ -96,25 +103,61 @@ class AutomaticOptimization:
                 optimizer.zero_grad()
             else:
                 hooks.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
-        self._note_finite(loss, first)
-        if accumulate > 1:
-            loss = loss / accumulate
-        if hooks.on_before_backward is not nothing:
-            hooks.on_before_backward(loss)
-        if strategy.owns_optimizer_step:
-            strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
-        elif self._default_backward:
-            trainer.precision_plugin.scale(loss).backward()
+        if loss is None:  # Lightning's "skip this batch": no backward; a due step still runs
+            self._skipped(first)
         else:
-            hooks.backward(trainer.precision_plugin.scale(loss))
-        if hooks.on_after_backward is not nothing:
-            hooks.on_after_backward()
+            self._note_finite(loss, first)
+            if accumulate > 1:
+                loss = loss / accumulate
+            if hooks.on_before_backward is not nothing:
+                hooks.on_before_backward(loss)
+            if strategy.owns_optimizer_step:
+                strategy.backward(loss)  # DeepSpeed scales, reduces and accumulates
+            elif self._default_backward:
+                trainer.precision_plugin.scale(loss).backward()
+            else:
+                hooks.backward(trainer.precision_plugin.scale(loss))
+            if hooks.on_after_backward is not nothing:
+                hooks.on_after_backward()
+        closure.loss = loss
         if closure.stepping:
-            self._before_optimizer_step(optimizer, batch_idx)
+            self._before_optimizer_step(optimizer, batch_idx, skipped=loss is None)
         return loss
 
-    def _before_optimizer_step(self, optimizer: torch.optim.Optimizer, batch_idx: int) -> None:
-        """The window's losses were finite; true-sized, averaged gradients; hooks; clipping."""
+    @staticmethod
+    def _loss_of(outputs: dict[str, Any]) -> Any:
+        if "loss" not in outputs:
+            raise UsageError(
+                "training_step returned a dict without a 'loss' key; under automatic "
+                "optimization it needs one (return None to skip the batch)"
+            )
+        return outputs["loss"]
+
+    def _skipped(self, first: bool) -> None:
+        """A batch whose training_step returned None, as Lightning skips it (with its warning)."""
+        if self.trainer.strategy.owns_optimizer_step:
+            raise UsageError(
+                "training_step returned None; DeepSpeed can't skip a batch (nor can it "
+                "in Lightning): return the loss, multiplied by 0 to ignore the batch"
+            )
+        if first:
+            self._finite = True  # nothing to check in this batch
+        if not self._warned_skip:
+            self._warned_skip = True
+            warnings.warn(
+                "`training_step` returned `None`: the batch is skipped (no backward; a step "
+                "due at it still applies what its window accumulated), as in Lightning",
+                stacklevel=2,
+            )
+
+    def _before_optimizer_step(
+        self, optimizer: torch.optim.Optimizer, batch_idx: int, skipped: bool = False
+    ) -> None:
+        """The window's losses were finite; true-sized, averaged gradients; hooks; clipping.
+
+        ``skipped``: this batch returned None. A loss scaler then skips the step (as
+        Lightning's), so the gradients are not unscaled for it either.
+        """
         trainer = self.trainer
         hooks, cfg = trainer.hooks, trainer.config
         # One device sync per optimizer step, not per micro-batch; a joint decision:
@@ -125,7 +168,8 @@ class AutomaticOptimization:
         if trainer.strategy.owns_optimizer_step:
             hooks.on_before_optimizer_step(optimizer)  # DeepSpeed clips in its step
             return
-        trainer.precision_plugin.unscale_gradients(optimizer)
+        if not skipped:
+            trainer.precision_plugin.unscale_gradients(optimizer)
         if hooks.on_before_optimizer_step is not nothing:
             hooks.on_before_optimizer_step(optimizer)
         clip_val, algorithm = cfg.gradient_clip_val, cfg.gradient_clip_algorithm

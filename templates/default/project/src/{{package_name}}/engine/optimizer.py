@@ -33,10 +33,11 @@ class Closure:
         batch_idx: Its index in the epoch.
         stepping: Whether an optimizer step follows (else gradients accumulate).
         outputs: What ``training_step`` returned, the last time the closure ran.
+        loss: Its loss as backward got it: divided by the accumulation window.
         calls: How many times it ran for this batch.
     """
 
-    __slots__ = ("_run", "batch", "batch_idx", "stepping", "outputs", "calls")
+    __slots__ = ("_run", "batch", "batch_idx", "stepping", "outputs", "loss", "calls")
 
     def __init__(self, run: Callable[[Closure], torch.Tensor]) -> None:
         self._run = run
@@ -44,6 +45,7 @@ class Closure:
         self.batch_idx = 0
         self.stepping = False
         self.outputs: Any = None
+        self.loss: Any = None
         self.calls = 0
 
     def prepare(self, batch: Any, batch_idx: int, stepping: bool) -> Closure:

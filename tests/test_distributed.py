@@ -161,6 +161,21 @@ def test_a_layer_unfrozen_between_epochs_trains_on_every_rank_and_resumes(
         _assert_same(resumed[rank], ranks[rank], exact=True)
 
 
+@pytest.mark.parametrize("strategy", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])
+def test_lr_find_gives_every_rank_rank_zeros_rate(request, strategy: str, tmp_path: Path) -> None:
+    # Each rank sees its own batches, so its losses differ; as Lightning's, the
+    # sweep stops on rank zero's word and every rank keeps rank zero's results,
+    # so the suggested rate, and the fit that follows, are the same on both.
+    project = request.getfixturevalue(f"{strategy}_project")
+    options = {"devices": 2, "batch_size": 8, "max_epochs": 6, "lr_find": 20}  # 4 steps an epoch
+    ranks = _torchrun(project, tmp_path, TWO_PROCESSES, **options)
+    found = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("lr_find*.json"))]
+    assert len(found) == 2 and found[0] == found[1]
+    assert len(found[0]["lr"]) == 20 and found[0]["suggestion"] is not None
+    assert found[0]["hparam"] == found[0]["suggestion"]
+    _assert_same(ranks[0], ranks[1], exact=True)
+
+
 PREPARE_DRIVER = ROOT / "tests" / "helpers" / "prepare_data_ranks.py"
 
 

@@ -36,6 +36,7 @@ def main() -> None:
     ckpt_path = options.pop("ckpt_path", None)
     save = options.pop("save", None)  # where to write a checkpoint after fit
     unfreeze_at = options.pop("unfreeze_first_layer_at", None)  # a BaseFinetuning's epoch
+    sweep = options.pop("lr_find", None)  # Tuner.lr_find's num_training, before fit
     if unfreeze_at is not None:
         options["callbacks"] = [_first_layer_later(unfreeze_at)]
     options.setdefault("default_root_dir", str(Path(out) / "runs"))  # never the cwd
@@ -49,6 +50,14 @@ def main() -> None:
         **options,
     )
     try:
+        if sweep:  # Tuner.lr_find first: every rank must find rank zero's rate
+            from exp.engine.tuner import Tuner
+
+            finder = Tuner(trainer).lr_find(module, data, num_training=sweep)
+            found = {**finder.results, "suggestion": finder.suggestion()}
+            found["hparam"] = module.hparams["lr"]
+            rank = trainer.strategy.rank
+            (Path(out) / f"lr_find{rank}.json").write_text(json.dumps(found))
         trainer.fit(module, data, ckpt_path=ckpt_path)
         if save:
             trainer.save_checkpoint(save)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from . import loaders as data
 from . import manual, optim
-from .attributes import LightningAttributes, TrainerFn, TrainerState, TrainerStatus, running
+from .attributes import LightningAttributes, TrainerFn, TrainerState, running
 from .automatic import AutomaticOptimization
 from .batches import to_device
 from .errors import NonFiniteLossError as NonFiniteLossError  # re-exported: defined here before
@@ -145,37 +145,10 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         else the ``datamodule``, else the module's own ``*_dataloader()``.
         """
         cfg = self.config
-        if isinstance(train_dataloaders, DataModule):  # fit(model, datamodule), as Lightning
-            train_dataloaders, datamodule = None, train_dataloaders
         self.should_stop = False  # as Lightning: a new fit starts afresh
         self._setup()
-        # 1. The hooks' set-up (configure_callbacks, prepare_data, setup,
-        #    configure_model), then the model on its device and in its dtype,
-        #    before the optimizer is built: optimizers hold references to the
-        #    final parameters.
-        module = self._begin("fit", model, datamodule)
-        hooks = self.hooks
-        # 2. The loaders, asked for now (Lightning asks later) so that a bad one
-        #    or a val_check_interval longer than the epoch fails before the run
-        #    folder exists.
-        train_loader, val_loaders = self._fit_loaders(
-            module, train_dataloaders, val_dataloaders, datamodule
-        )
-        self.strategy.seed_per_rank()  # dropout and augmentation differ between ranks
-        # 3. Optimizers and schedulers, from the module (any of Lightning's forms).
-        manual.check_manual(self, module)
-        self.optimizers, self.lr_schedulers = optim.configure(module)
-        self.optimizers = [self.precision_plugin.convert_optimizer(o) for o in self.optimizers]
-        self.automatic = AutomaticOptimization(self)
-        if self.strategy.owns_optimizer_step:  # DeepSpeed: the engine takes both together
-            self.steps = self.strategy.connect_optimizer(
-                module,
-                self.optimizers[0],
-                batch_size=train_loader.batch_size,
-                accumulate=cfg.accumulate_grad_batches,
-                gradient_clip_val=cfg.gradient_clip_val,
-                gradient_clip_algorithm=cfg.gradient_clip_algorithm,
-            )
+        module = self._prepare_fit(model, train_dataloaders, val_dataloaders, datamodule)
+        hooks, train_loader, val_loaders = self.hooks, self.train_loader, self.val_loaders
         # 4. Resume: weights, optimizer, schedulers, loop position and RNG
         #    (after configure_optimizers: sharded strategies load both at once).
         resumed = path = None
@@ -197,12 +170,7 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
             with torch.autograd.set_detect_anomaly(cfg.detect_anomaly):
                 if val_loaders and ckpt_path is None:
                     self._sanity_check(val_loaders)
-                self.metrics.start("train")
-                hooks.on_train_start()  # what it logs is shown at once, as in Lightning
-                self.log_metrics(as_floats(self.metrics.collect_epoch()))
-                while not self._fit_done():
-                    self._train_epoch(train_loader, val_loaders)
-                hooks.on_train_end()
+                self._train(train_loader, val_loaders)
         except BaseException as error:
             # Ctrl-C, SIGTERM (turned into SystemExit by __main__) and crashes all
             # pass through here, so callbacks can save a last checkpoint.
@@ -213,6 +181,48 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         self._close_run("success", fitted=True)
         hooks.teardown("fit")
         self.strategy.barrier()  # every rank done before any leaves the process group
+
+    def _prepare_fit(
+        self, model: Module, train_dataloaders: Any, val_dataloaders: Any, datamodule: Any
+    ) -> Module:
+        """``fit``'s set-up, up to the optimizers (the Tuner's too); returns the module."""
+        cfg = self.config
+        if isinstance(train_dataloaders, DataModule):  # fit(model, datamodule), as Lightning
+            train_dataloaders, datamodule = None, train_dataloaders
+        # 1. The hooks' set-up (configure_callbacks, prepare_data, setup,
+        #    configure_model), then the model on its device and in its dtype,
+        #    before the optimizer is built: optimizers hold references to the
+        #    final parameters.
+        module = self._begin("fit", model, datamodule)
+        # 2. The loaders, asked for now (Lightning asks later) so that a bad one
+        #    or a val_check_interval longer than the epoch fails before the run
+        #    folder exists.
+        train_loader, _ = self._fit_loaders(module, train_dataloaders, val_dataloaders, datamodule)
+        self.strategy.seed_per_rank()  # dropout and augmentation differ between ranks
+        # 3. Optimizers and schedulers, from the module (any of Lightning's forms).
+        manual.check_manual(self, module)
+        self.optimizers, self.lr_schedulers = optim.configure(module)
+        self.optimizers = [self.precision_plugin.convert_optimizer(o) for o in self.optimizers]
+        self.automatic = AutomaticOptimization(self)
+        if self.strategy.owns_optimizer_step:  # DeepSpeed: the engine takes both together
+            self.steps = self.strategy.connect_optimizer(
+                module,
+                self.optimizers[0],
+                batch_size=train_loader.batch_size,
+                accumulate=cfg.accumulate_grad_batches,
+                gradient_clip_val=cfg.gradient_clip_val,
+                gradient_clip_algorithm=cfg.gradient_clip_algorithm,
+            )
+        return module
+
+    def _train(self, train_loader: DataLoader, val_loaders: list[Any]) -> None:
+        """on_train_start, the epochs until the fit is done, on_train_end."""
+        self.metrics.start("train")
+        self.hooks.on_train_start()  # what it logs is shown at once, as in Lightning
+        self.log_metrics(as_floats(self.metrics.collect_epoch()))
+        while not self._fit_done():
+            self._train_epoch(train_loader, val_loaders)
+        self.hooks.on_train_end()
 
     def _fit_loaders(
         self, module: Module, train_passed: Any, val_passed: Any, datamodule: Any
@@ -237,20 +247,6 @@ class Trainer(RunFolder, CheckpointState, Evaluation, LightningAttributes):
         if self.val_loaders:
             validation_interval(cfg, self.num_training_batches)  # a bad interval fails now
         return train_loader, self.val_loaders
-
-    def _fit_failed(self, error: BaseException) -> None:
-        """A fit ended by an error or a stop: on_exception (callbacks save), close the run."""
-        self.state.status = TrainerStatus.INTERRUPTED  # before on_exception, as Lightning
-        status = "interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else "failed"
-        self.progress.close()
-        together = self.stopping_together or getattr(error, "every_rank", False)
-        if self.strategy.world_size == 1 or together:
-            self.hooks.on_exception(error)
-        else:
-            # One rank failed on its own: the others are not at this point, so
-            # a checkpoint (a collective operation) would wait forever.
-            print(f"rank {self.strategy.rank}: {type(error).__name__}; no checkpoint saved")
-        self._close_run(status, error=error)
 
     def _begin(self, stage: str, model: Module, datamodule: DataModule | None) -> Module:
         """Lightning's set-up order, then the module on its device; returns it attached."""

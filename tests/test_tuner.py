@@ -2,10 +2,13 @@
 
 The same program runs under pytorch_lightning 2.6.6 and in a generated project:
 ``Tuner(trainer).lr_find(model, ...)`` records the same learning rates and
-smoothed losses, stops early at the same step when the loss diverges, suggests
-the same rate and writes it into the module's hyperparameters (or an attribute,
-or a DataModule's), and puts the weights and the loop back, so the ``fit`` that
-follows trains the same weights. The ``LearningRateFinder`` callback does the
+smoothed losses, stops early at the same step when the loss diverges, and puts
+the weights and the loop back, so the ``fit`` that follows trains the same
+weights from the same rate. The suggestion of a linear sweep is Lightning's; of
+an exponential one, Lightning's rule on ``log10`` of the rates (the engine's one
+deliberate difference: Lightning takes the slope against the rates themselves,
+its issue 21141). It goes into the module's hyperparameters (or an attribute, or
+a DataModule's), as Lightning's. The ``LearningRateFinder`` callback does the
 same inside a fit, which then goes on with the suggested rate. The finder writes
 nothing (Lightning: a temporary checkpoint it deletes), and refuses what
 Lightning's refuses.
@@ -95,6 +98,8 @@ results, suggestion, optimal = finder.results, finder.suggestion(), finder._opti
 found_lr, found_hooks, written = model.hparams.lr, list(hooks), sorted(os.listdir("."))
 restored = all(torch.equal(before[name], t) for name, t in model.state_dict().items())
 step_after, epoch_after = trainer.global_step, trainer.current_epoch
+if FORCED_LR is not None:  # (the exponential sweeps: both fits from the same rate)
+    model.hparams.lr = FORCED_LR
 import matplotlib
 
 matplotlib.use("Agg")
@@ -102,6 +107,7 @@ axes = finder.plot(suggest=True).axes[0]
 plotted = [(line.get_xdata().tolist(), line.get_ydata().tolist()) for line in axes.lines]
 scale = axes.get_xscale()
 trainer.fit(model, loader())
+fit_lr = trainer.optimizers[0].param_groups[0]["lr"]
 trained = {name: tensor.clone() for name, tensor in model.state_dict().items()}
 """
 
@@ -114,29 +120,47 @@ CASES = {
 }
 
 
-def program(settings: dict, options: dict) -> str:
-    source = MODEL + TUNER
+def program(settings: dict, options: dict, forced_lr: float | None = None) -> str:
+    source = (MODEL + TUNER).replace("FORCED_LR", repr(forced_lr))
     return source.replace("**SETTINGS", f"**{settings!r}").replace("**OPTIONS", f"**{options!r}")
+
+
+def on_log_rates(results: dict) -> int | None:
+    """Lightning's suggestion rule, slopes against ``log10(lr)``: the index it picks."""
+    finder = pl.tuner.lr_finder._LRFinder("linear", 1e-8, 1.0, len(results["lr"]))
+    finder.results = {"lr": [math.log10(lr) for lr in results["lr"]], "loss": results["loss"]}
+    finder.suggestion()
+    return finder._optimal_idx
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_lr_find_records_suggests_and_restores_as_lightnings(engine, tmp_path, case) -> None:
-    theirs, ours = both(program(*CASES[case]), engine, tmp_path)
+    theirs, _ = both(program(*CASES[case]), engine, tmp_path / "first")
+    exponential = CASES[case][1].get("mode", "exponential") == "exponential"
+    expected = on_log_rates(theirs["results"]) if exponential else theirs["optimal"]
+    # Both fits after the sweep from the engine's rate (Lightning's own, when linear).
+    forced = theirs["results"]["lr"][expected] if exponential else None
+    theirs, ours = both(program(*CASES[case], forced), engine, tmp_path)
     assert len(ours["results"]["lr"]) == len(theirs["results"]["lr"])
     assert ours["results"]["lr"] == pytest.approx(theirs["results"]["lr"], rel=1e-9)
     assert ours["results"]["loss"] == pytest.approx(theirs["results"]["loss"], abs=1e-6)
-    assert ours["optimal"] == theirs["optimal"] is not None
-    assert ours["suggestion"] == ours["found_lr"] == pytest.approx(theirs["found_lr"], rel=1e-9)
+    assert ours["optimal"] == expected is not None
+    if exponential:  # Lightning's own pick is among the tiny rates, ours where the loss falls
+        assert theirs["optimal"] < expected
+    suggested = theirs["results"]["lr"][expected]
+    assert ours["suggestion"] == ours["found_lr"] == pytest.approx(suggested, rel=1e-9)
+    assert ours["fit_lr"] == theirs["fit_lr"] == pytest.approx(suggested, rel=1e-9)
     # The sweep is undone: weights, step and epoch are where they were, nothing written.
     assert ours["restored"] and theirs["restored"]
     assert ours["step_after"] == theirs["step_after"] == 0
     assert ours["epoch_after"] == theirs["epoch_after"] == 0
     assert ours["written"] == theirs["written"] == []
-    # The plot: the curve, and the suggestion as a point on it.
-    assert ours["scale"] == theirs["scale"] == ("linear" if "linear" in case else "log")
-    assert len(ours["plotted"]) == len(theirs["plotted"]) == 2
-    for (x, y), (their_x, their_y) in zip(ours["plotted"], theirs["plotted"], strict=True):
-        assert x == pytest.approx(their_x, rel=1e-9) and y == pytest.approx(their_y, abs=1e-6)
+    # The plot: the same curve, and the suggestion as a point on it.
+    assert ours["scale"] == theirs["scale"] == ("log" if exponential else "linear")
+    (x, y), point = ours["plotted"][0], ours["plotted"][1]
+    assert x == pytest.approx(theirs["plotted"][0][0], rel=1e-9)
+    assert y == pytest.approx(theirs["plotted"][0][1], abs=1e-6)
+    assert point == ([pytest.approx(suggested)], [pytest.approx(y[expected])])
     # The module's own hooks ran in the sweep's fit as in Lightning's (no on_fit_start).
     assert ours["found_hooks"] == theirs["found_hooks"] == ["on_train_start", "teardown"]
     # The fit after it trains with the suggested rate, to the same weights.
@@ -147,7 +171,7 @@ def test_lr_find_records_suggests_and_restores_as_lightnings(engine, tmp_path, c
 
 
 IN_A_FIT = """
-finder = LearningRateFinder(num_training_steps=30)
+finder = LearningRateFinder(num_training_steps=30, mode="linear", max_lr=0.5)
 trainer = pl.Trainer(
     max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
     callbacks=[finder],
@@ -199,10 +223,12 @@ class Plain(Model):
 
 plain, data = Plain(), Data()
 trainer = pl.Trainer(max_epochs=3, logger=False, enable_progress_bar=False)
-finder = Tuner(trainer).lr_find(plain, num_training=30, attr_name="learning_rate")
+finder = Tuner(trainer).lr_find(plain, num_training=30, mode="linear", attr_name="learning_rate")
 as_attribute = (finder.suggestion(), plain.learning_rate, plain.hparams.lr)
 trainer = pl.Trainer(max_epochs=3, logger=False, enable_progress_bar=False)
-finder = Tuner(trainer).lr_find(model, datamodule=data, num_training=30, attr_name="lr")
+finder = Tuner(trainer).lr_find(
+    model, datamodule=data, num_training=30, mode="linear", attr_name="lr"
+)
 in_datamodule = (finder.suggestion(), model.hparams.lr, data.lr)
 """
 
@@ -299,13 +325,14 @@ restored = all(torch.equal(before[name], t) for name, t in exploding.state_dict(
 
 def test_a_non_finite_loss_ends_the_sweep_with_lightnings_suggestion(engine, tmp_path) -> None:
     """Lightning goes on to num_training recording nan; the engine's loop stops at a
-    non-finite loss (before applying it), so the sweep ends there. The suggestion, which
-    leaves non-finite losses out, is the same."""
+    non-finite loss (before applying it), so the sweep ends there. The suggestion leaves
+    non-finite losses out on both sides."""
     theirs, ours = both(MODEL + NON_FINITE, engine, tmp_path)
     finite = [loss for loss in theirs["results"]["loss"] if math.isfinite(loss)]
     assert len(theirs["results"]["loss"]) == 60 > len(finite) + 1
     assert ours["results"]["loss"][:-1] == pytest.approx(finite, rel=1e-6)
     assert math.isnan(ours["results"]["loss"][-1])
     assert ours["results"]["lr"] == pytest.approx(theirs["results"]["lr"][: len(finite) + 1])
-    assert ours["suggestion"] == pytest.approx(theirs["suggestion"], rel=1e-9)
+    expected = on_log_rates(theirs["results"])  # (non-finite losses left out, as Lightning)
+    assert ours["suggestion"] == pytest.approx(theirs["results"]["lr"][expected], rel=1e-9)
     assert ours["restored"] and theirs["restored"]

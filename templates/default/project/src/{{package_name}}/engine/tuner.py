@@ -16,10 +16,11 @@ so the next ``fit`` builds its optimizer with it, as in Lightning 2.6.6::
 
 The test runs the fit's own loop (``Trainer._train``) with only its recorder
 as a callback: no logger, no checkpoint, no run folder. Differences from
-Lightning: it keeps its snapshot in memory, not in a temporary checkpoint
-file; a non-finite loss ends it (Lightning's goes on recording nan, which its
-suggestion leaves out too); DeepSpeed, whose engine owns the optimizer, is
-refused.
+Lightning: an exponential sweep's suggestion takes the slope against
+``log10(lr)`` (see :meth:`LRFinder.suggestion`); it keeps its snapshot in
+memory, not in a temporary checkpoint file; a non-finite loss ends it
+(Lightning's goes on recording nan, which its suggestion leaves out too);
+DeepSpeed, whose engine owns the optimizer, is refused.
 """
 
 from __future__ import annotations
@@ -63,9 +64,16 @@ class LRFinder:
         self._optimal_idx: int | None = None
 
     def suggestion(self, skip_begin: int = 10, skip_end: int = 1) -> float | None:
-        """The rate where the loss falls fastest (its steepest negative slope over the
-        rates), leaving out the first ``skip_begin`` and last ``skip_end`` points and
-        any non-finite loss; None (with a warning) when fewer than two points are left."""
+        """The rate where the loss falls fastest, leaving out the first ``skip_begin`` and
+        last ``skip_end`` points and any non-finite loss; None (with a warning) when fewer
+        than two points are left.
+
+        The slope is taken against the rates as they were spaced: ``log10(lr)`` for
+        an exponential sweep, ``lr`` for a linear one. Lightning 2.6.6 takes it
+        against ``lr`` in both modes, so on an exponential sweep its steepest slope
+        is almost always among the tiny rates, where the points are closest (its
+        issue 21141); linear sweeps get Lightning's suggestion.
+        """
         end = len(self.results["loss"]) - skip_end
         kept = [
             i for i in range(skip_begin, end) if math.isfinite(self.results["loss"][i])
@@ -79,9 +87,11 @@ class LRFinder:
             )
             self._optimal_idx = None
             return None
-        # float32, as Lightning's: the same slopes, so the same argmin.
+        # float32, as Lightning's: the same slopes, so the same argmin (linear mode).
         losses = torch.tensor([self.results["loss"][i] for i in kept])
         rates = torch.tensor([self.results["lr"][i] for i in kept])
+        if self.mode == "exponential":
+            rates = torch.log10(rates)
         slopes = torch.gradient(losses, spacing=[rates])[0]
         self._optimal_idx = kept[int(torch.argmin(slopes))]
         return self.results["lr"][self._optimal_idx]
@@ -344,7 +354,7 @@ class _Snapshot:
         trainer.precision_plugin.load_state_dict(self.precision)
         if self.module.loaded_from is not self.loaded_from:
             self.module.loaded_from = self.loaded_from
-        if self.datamodule is not None:
+        if self.datamodule:  # an empty state isn't loaded (Lightning's restore, too)
             trainer.datamodule.load_state_dict(self.datamodule)
 
 
